@@ -1,0 +1,290 @@
+//! Settings read from the environment (and an optional `.env` file, loaded by `main`).
+//!
+//! Every variable is read through [`EnvSource::get`], so an error always names the
+//! variable. `.env.example` lists every variable with a one-line comment; keep the two in
+//! step.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// A configuration error: which variable, and what is wrong with its value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid {}: {}", self.variable, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Where settings come from: the process environment, or a map in tests.
+pub struct EnvSource {
+    vars: HashMap<String, String>,
+}
+
+impl EnvSource {
+    /// The process environment.
+    pub fn process() -> Self {
+        Self {
+            vars: std::env::vars().collect(),
+        }
+    }
+
+    /// A fixed set of variables (tests).
+    pub fn from_pairs<I, K, V>(pairs: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        Self {
+            vars: pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
+    }
+
+    fn raw(&self, name: &str) -> Option<&str> {
+        self.vars.get(name).map(String::as_str)
+    }
+
+    /// Parses `name` with `FromStr`, or returns `default` when it is unset.
+    pub fn get<T>(&self, name: &'static str, default: T) -> Result<T, ConfigError>
+    where
+        T: FromStr,
+        T::Err: fmt::Display,
+    {
+        match self.raw(name).map(str::trim) {
+            None | Some("") => Ok(default),
+            Some(value) => value.parse().map_err(|e: T::Err| ConfigError {
+                variable: name,
+                message: format!("'{value}': {e}"),
+            }),
+        }
+    }
+
+    fn get_bool(&self, name: &'static str, default: bool) -> Result<bool, ConfigError> {
+        match self.raw(name).map(|v| v.trim().to_ascii_lowercase()) {
+            None => Ok(default),
+            Some(v) if v.is_empty() => Ok(default),
+            Some(v) if ["1", "true", "yes", "on"].contains(&v.as_str()) => Ok(true),
+            Some(v) if ["0", "false", "no", "off"].contains(&v.as_str()) => Ok(false),
+            Some(v) => Err(ConfigError {
+                variable: name,
+                message: format!("'{v}': expected true or false"),
+            }),
+        }
+    }
+
+    fn get_positive(&self, name: &'static str, default: u64) -> Result<u64, ConfigError> {
+        let value: u64 = self.get(name, default)?;
+        if value == 0 {
+            return Err(ConfigError {
+                variable: name,
+                message: "must be greater than 0".into(),
+            });
+        }
+        Ok(value)
+    }
+}
+
+/// A validated PostgreSQL connection URL.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    pub fn parse(value: &str) -> Result<Self, String> {
+        let rest = value
+            .strip_prefix("postgres://")
+            .or_else(|| value.strip_prefix("postgresql://"))
+            .ok_or_else(|| "expected a postgres:// or postgresql:// URL".to_string())?;
+        let path = rest.split(['?', '#']).next().unwrap_or_default();
+        let Some((authority, database)) = path.split_once('/') else {
+            return Err("the URL names no database (postgres://host/DATABASE)".into());
+        };
+        if authority.is_empty() {
+            return Err("the URL names no host".into());
+        }
+        if database.is_empty() || database.contains('/') {
+            return Err("the URL names no database (postgres://host/DATABASE)".into());
+        }
+        if database.len() > 63 {
+            return Err("the database name is longer than 63 characters".into());
+        }
+        Ok(Self(value.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The database name in the URL's path.
+    pub fn database_name(&self) -> &str {
+        let rest = self.0.split_once("://").map(|(_, r)| r).unwrap_or_default();
+        let path = rest.split(['?', '#']).next().unwrap_or_default();
+        path.split_once('/').map(|(_, db)| db).unwrap_or_default()
+    }
+
+    /// The same server, with the `postgres` maintenance database in place of ours.
+    pub fn maintenance_url(&self) -> String {
+        self.with_database("postgres")
+    }
+
+    /// The same server and options, another database.
+    pub fn with_database(&self, database: &str) -> String {
+        let (scheme, rest) = self.0.split_once("://").unwrap_or(("postgres", ""));
+        let (path, query) = match rest.find(['?', '#']) {
+            Some(i) => rest.split_at(i),
+            None => (rest, ""),
+        };
+        let authority = path.split_once('/').map(|(a, _)| a).unwrap_or(path);
+        format!("{scheme}://{authority}/{database}{query}")
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    // Never print passwords.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DatabaseUrl(.../{})", self.database_name())
+    }
+}
+
+impl FromStr for DatabaseUrl {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+/// Everything the service can be told from outside.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub database_url: DatabaseUrl,
+    /// `None` when `REDIS_URL` is set to the empty string: no Redis, in-process cache.
+    pub redis_url: Option<String>,
+    pub redis_prefix: String,
+    pub listen_addr: SocketAddr,
+    pub workers: usize,
+    pub db_pool_size: u32,
+    pub db_pool_timeout: Duration,
+    pub statement_timeout: Duration,
+    pub db_jit: bool,
+    pub auto_migrate: bool,
+    pub max_body_bytes: usize,
+    pub max_points_per_request: usize,
+    pub partition_premake_weeks: u32,
+    pub shutdown_timeout: Duration,
+    pub ingest_writers: usize,
+    pub ingest_batch_points: usize,
+}
+
+impl Settings {
+    pub const DEFAULT_DATABASE_URL: &'static str = "postgres://postgres@127.0.0.1:5432/seriesd";
+
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_source(&EnvSource::process())
+    }
+
+    pub fn from_source(env: &EnvSource) -> Result<Self, ConfigError> {
+        let database_url = env.get(
+            "DATABASE_URL",
+            DatabaseUrl(Self::DEFAULT_DATABASE_URL.to_string()),
+        )?;
+        let redis_url = match env.raw("REDIS_URL") {
+            None => Some("redis://127.0.0.1:6379/0".to_string()),
+            Some(v) if v.trim().is_empty() => None,
+            Some(v) => {
+                let v = v.trim();
+                if !(v.starts_with("redis://")
+                    || v.starts_with("rediss://")
+                    || v.starts_with("unix://"))
+                {
+                    return Err(ConfigError {
+                        variable: "REDIS_URL",
+                        message: format!("'{v}': expected a redis:// URL, or empty for none"),
+                    });
+                }
+                Some(v.to_string())
+            }
+        };
+        let cpus = std::thread::available_parallelism()
+            .map(usize::from)
+            .unwrap_or(2);
+        let max_body_mib = env.get_positive("MAX_BODY_MIB", 128)?;
+        Ok(Self {
+            database_url,
+            redis_url,
+            redis_prefix: env.get("REDIS_PREFIX", "seriesd".to_string())?,
+            listen_addr: env.get("LISTEN_ADDR", SocketAddr::from(([127, 0, 0, 1], 8000)))?,
+            workers: env.get_positive("WORKERS", cpus as u64)? as usize,
+            db_pool_size: env.get_positive("DB_POOL_SIZE", 16)? as u32,
+            db_pool_timeout: Duration::from_millis(env.get_positive("DB_POOL_TIMEOUT_MS", 5000)?),
+            statement_timeout: Duration::from_millis(
+                env.get_positive("DB_STATEMENT_TIMEOUT_MS", 30_000)?,
+            ),
+            db_jit: env.get_bool("DB_JIT", false)?,
+            auto_migrate: env.get_bool("AUTO_MIGRATE", true)?,
+            max_body_bytes: (max_body_mib as usize).saturating_mul(1024 * 1024),
+            max_points_per_request: env.get_positive("MAX_POINTS_PER_REQUEST", 1_000_000)? as usize,
+            partition_premake_weeks: env.get("PARTITION_PREMAKE_WEEKS", 4)?,
+            shutdown_timeout: Duration::from_secs(env.get_positive("SHUTDOWN_TIMEOUT_SECS", 30)?),
+            ingest_writers: env.get_positive("INGEST_WRITERS", 3)? as usize,
+            ingest_batch_points: env.get_positive("INGEST_BATCH_POINTS", 20_000)? as usize,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_apply_when_nothing_is_set() {
+        let s = Settings::from_source(&EnvSource::from_pairs::<_, &str, &str>([])).unwrap();
+        assert_eq!(s.listen_addr.to_string(), "127.0.0.1:8000");
+        assert_eq!(s.database_url.database_name(), "seriesd");
+        assert_eq!(s.redis_url.as_deref(), Some("redis://127.0.0.1:6379/0"));
+        assert!(s.max_body_bytes >= 64 * 1024 * 1024);
+    }
+
+    #[test]
+    fn empty_redis_url_means_no_redis() {
+        let s = Settings::from_source(&EnvSource::from_pairs([("REDIS_URL", "")])).unwrap();
+        assert_eq!(s.redis_url, None);
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        let e =
+            Settings::from_source(&EnvSource::from_pairs([("LISTEN_ADDR", "nope")])).unwrap_err();
+        assert_eq!(e.variable, "LISTEN_ADDR");
+        assert!(e.to_string().starts_with("invalid LISTEN_ADDR: 'nope'"));
+        let e = Settings::from_source(&EnvSource::from_pairs([("DB_POOL_SIZE", "0")])).unwrap_err();
+        assert_eq!(e.variable, "DB_POOL_SIZE");
+        let e = Settings::from_source(&EnvSource::from_pairs([("DB_JIT", "maybe")])).unwrap_err();
+        assert_eq!(e.variable, "DB_JIT");
+    }
+
+    #[test]
+    fn database_urls_are_checked_and_rewritten() {
+        assert!(DatabaseUrl::parse("mysql://x/y").is_err());
+        assert!(DatabaseUrl::parse("postgres://host").is_err());
+        assert!(DatabaseUrl::parse("postgres://host/").is_err());
+        let url = DatabaseUrl::parse("postgres://u:pw@h:5432/metrics?sslmode=disable").unwrap();
+        assert_eq!(url.database_name(), "metrics");
+        assert_eq!(
+            url.maintenance_url(),
+            "postgres://u:pw@h:5432/postgres?sslmode=disable"
+        );
+        assert!(!format!("{url:?}").contains("pw"));
+    }
+}

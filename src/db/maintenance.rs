@@ -1,0 +1,102 @@
+//! Database life cycle: creating the database, running the embedded migrations, and
+//! telling which storage mode the points table uses.
+
+use crate::config::DatabaseUrl;
+use diesel::connection::SimpleConnection;
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::sql_types::{Bool, Text};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use serde::Serialize;
+
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// How points are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StorageMode {
+    /// A TimescaleDB hypertable with 1-week chunks.
+    Timescaledb,
+    /// A natively range-partitioned table with weekly partitions.
+    NativePartitions,
+}
+
+impl StorageMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Timescaledb => "timescaledb",
+            Self::NativePartitions => "native-partitions",
+        }
+    }
+}
+
+#[derive(QueryableByName)]
+struct Flag {
+    #[diesel(sql_type = Bool)]
+    flag: bool,
+}
+
+/// Creates the database named in `url` unless it exists. Returns whether it created it.
+pub fn create_database_if_missing(url: &DatabaseUrl) -> Result<bool, BoxError> {
+    let name = url.database_name().to_string();
+    let mut admin = PgConnection::establish(&url.maintenance_url())?;
+    let exists =
+        diesel::sql_query("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS flag")
+            .bind::<Text, _>(&name)
+            .get_result::<Flag>(&mut admin)?
+            .flag;
+    if exists {
+        return Ok(false);
+    }
+    let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+    match admin.batch_execute(&format!("CREATE DATABASE {quoted}")) {
+        Ok(()) => Ok(true),
+        // Another process created it between our check and our CREATE.
+        Err(diesel::result::Error::DatabaseError(_, info))
+            if info.message().contains("already exists") =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Applies pending migrations; returns how many ran. Two processes migrating at once
+/// are serialised by an advisory lock.
+pub fn run_migrations(conn: &mut PgConnection) -> Result<usize, BoxError> {
+    conn.batch_execute("SELECT pg_advisory_lock(7236001)")?;
+    let result = conn
+        .run_pending_migrations(MIGRATIONS)
+        .map(|applied| applied.len());
+    conn.batch_execute("SELECT pg_advisory_unlock(7236001)")?;
+    result
+}
+
+/// `migrate`: create the database if needed, then migrate it.
+pub fn migrate(url: &DatabaseUrl) -> Result<usize, BoxError> {
+    create_database_if_missing(url)?;
+    let mut conn = PgConnection::establish(url.as_str())?;
+    run_migrations(&mut conn)
+}
+
+/// Which storage mode the migrated `points` table uses.
+pub fn storage_mode(conn: &mut PgConnection) -> QueryResult<StorageMode> {
+    let partitioned = diesel::sql_query(
+        "SELECT EXISTS (SELECT 1 FROM pg_partitioned_table pt
+                        WHERE pt.partrelid = to_regclass('points')) AS flag",
+    )
+    .get_result::<Flag>(conn)?
+    .flag;
+    Ok(if partitioned {
+        StorageMode::NativePartitions
+    } else {
+        StorageMode::Timescaledb
+    })
+}
+
+/// Whether the database answers a trivial query.
+pub fn ping(conn: &mut PgConnection) -> QueryResult<()> {
+    conn.batch_execute("SELECT 1")
+}

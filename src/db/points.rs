@@ -1,0 +1,234 @@
+//! Writing points: `COPY` into the per-connection staging table, then one
+//! `INSERT ... ON CONFLICT` into `points`, inside the caller's transaction.
+
+use super::schema::points_staging;
+use chrono::{DateTime, Utc};
+use diesel::pg::{CopyFormat, PgConnection};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Integer, Timestamptz};
+use std::collections::HashMap;
+use std::io::Write;
+use uuid::Uuid;
+
+/// Created once per pooled connection. `ON COMMIT DELETE ROWS` empties it at every
+/// commit, so a batch never sees another's rows.
+pub const STAGING_TABLE_DDL: &str = "
+    CREATE TEMP TABLE IF NOT EXISTS points_staging (
+        user_id      uuid NOT NULL,
+        series_id    integer NOT NULL,
+        time         timestamptz NOT NULL,
+        session_id   uuid NOT NULL,
+        num          double precision NULL,
+        fields       text[] NULL,
+        field_values double precision[] NULL,
+        value        json NOT NULL,
+        job          integer NOT NULL
+    ) ON COMMIT DELETE ROWS;";
+
+/// One point ready to store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PointRow {
+    pub user_id: Uuid,
+    pub series_id: i32,
+    pub time: DateTime<Utc>,
+    pub session_id: Uuid,
+    pub num: Option<f64>,
+    /// Other numeric fields of an object value, sorted by name.
+    pub fields: Vec<(String, f64)>,
+    /// The JSON exactly as sent.
+    pub value: String,
+}
+
+impl PointRow {
+    /// The identity of a point: one row per (user, series, time, session).
+    pub fn key(&self) -> (Uuid, i32, DateTime<Utc>, Uuid) {
+        (self.user_id, self.series_id, self.time, self.session_id)
+    }
+}
+
+/// Appends `s` to `out` escaped for COPY's text format.
+fn copy_escape(out: &mut Vec<u8>, s: &str) {
+    for b in s.bytes() {
+        match b {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            _ => out.push(b),
+        }
+    }
+}
+
+/// A PostgreSQL array literal of quoted text elements.
+fn text_array_literal(items: &[(String, f64)]) -> String {
+    let mut s = String::from("{");
+    for (i, (name, _)) in items.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push('"');
+        for c in name.chars() {
+            if c == '"' || c == '\\' {
+                s.push('\\');
+            }
+            s.push(c);
+        }
+        s.push('"');
+    }
+    s.push('}');
+    s
+}
+
+/// Encodes rows (each with the index of the job it belongs to) in COPY text format.
+pub fn encode_copy_text<'a, I>(rows: I) -> Vec<u8>
+where
+    I: IntoIterator<Item = (i32, &'a PointRow)>,
+{
+    let mut out = Vec::with_capacity(4096);
+    for (job, r) in rows {
+        let _ = write!(
+            out,
+            "{}\t{}\t{}\t{}\t",
+            r.user_id,
+            r.series_id,
+            r.time.format("%Y-%m-%dT%H:%M:%S%.6fZ"),
+            r.session_id
+        );
+        match r.num {
+            Some(n) => {
+                let _ = write!(out, "{n:?}\t");
+            }
+            None => out.extend_from_slice(b"\\N\t"),
+        }
+        if r.fields.is_empty() {
+            out.extend_from_slice(b"\\N\t\\N\t");
+        } else {
+            copy_escape(&mut out, &text_array_literal(&r.fields));
+            out.push(b'\t');
+            out.push(b'{');
+            for (i, (_, v)) in r.fields.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                let _ = write!(out, "{v:?}");
+            }
+            out.extend_from_slice(b"}\t");
+        }
+        copy_escape(&mut out, &r.value);
+        let _ = writeln!(out, "\t{job}");
+    }
+    out
+}
+
+/// How many rows of one job a statement touched.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, QueryableByName)]
+pub struct JobCount {
+    #[diesel(sql_type = Integer)]
+    pub job: i32,
+    #[diesel(sql_type = BigInt)]
+    pub n: i64,
+}
+
+/// What the upsert did, per job.
+#[derive(Debug, Default)]
+pub struct UpsertCounts {
+    pub inserted: HashMap<i32, usize>,
+    pub updated: HashMap<i32, usize>,
+}
+
+/// COPYs `rows` into the staging table and upserts them into `points`: a new key is
+/// inserted, an existing key with a different value is replaced (last write wins), an
+/// identical one is left alone. Must run inside a transaction; `rows` must hold each key
+/// once, and concurrent writers of the same key must be serialised by the caller (ingest
+/// holds the session's advisory lock, and a key includes the session).
+pub fn upsert<'a, I>(conn: &mut PgConnection, rows: I) -> QueryResult<UpsertCounts>
+where
+    I: IntoIterator<Item = (i32, &'a PointRow)>,
+{
+    let mut total = 0usize;
+    let mut first: Option<DateTime<Utc>> = None;
+    let mut last: Option<DateTime<Utc>> = None;
+    let rows = rows.into_iter().inspect(|(_, r)| {
+        total += 1;
+        first = Some(first.map_or(r.time, |f| f.min(r.time)));
+        last = Some(last.map_or(r.time, |l| l.max(r.time)));
+    });
+    let data = encode_copy_text(rows);
+    let (Some(first), Some(last)) = (first, last) else {
+        return Ok(UpsertCounts::default());
+    };
+    diesel::copy_from(points_staging::table)
+        .from_raw_data(points_staging::table, |w: &mut dyn Write| {
+            w.write_all(&data)
+                .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))
+        })
+        .with_format(CopyFormat::Text)
+        .execute(conn)?;
+    // PostgreSQL cannot tell inserted from updated rows of a partitioned table in one
+    // statement (no xmax there), so: insert the new keys, then update the changed ones.
+    let inserted: Vec<JobCount> = diesel::sql_query(
+        "WITH ins AS (
+            INSERT INTO points
+                (user_id, series_id, time, session_id, num, fields, field_values, value)
+            SELECT user_id, series_id, time, session_id, num, fields, field_values, value
+            FROM points_staging
+            ORDER BY user_id, series_id, time, session_id
+            ON CONFLICT (user_id, series_id, time, session_id) DO NOTHING
+            RETURNING user_id, series_id, time, session_id
+         )
+         SELECT s.job, count(*) AS n
+         FROM ins JOIN points_staging s USING (user_id, series_id, time, session_id)
+         GROUP BY s.job",
+    )
+    .load(conn)?;
+    let mut counts = UpsertCounts {
+        inserted: inserted.iter().map(|c| (c.job, c.n as usize)).collect(),
+        ..UpsertCounts::default()
+    };
+    if counts.inserted.values().sum::<usize>() == total {
+        return Ok(counts);
+    }
+    let updated: Vec<JobCount> = diesel::sql_query(
+        "WITH upd AS (
+            UPDATE points p
+            SET num = s.num, fields = s.fields, field_values = s.field_values, value = s.value
+            FROM points_staging s
+            WHERE p.user_id = s.user_id AND p.series_id = s.series_id
+              AND p.time = s.time AND p.session_id = s.session_id
+              AND p.time BETWEEN $1 AND $2
+              AND p.value::text IS DISTINCT FROM s.value::text
+            RETURNING s.job
+         )
+         SELECT job, count(*) AS n FROM upd GROUP BY job",
+    )
+    .bind::<Timestamptz, _>(first)
+    .bind::<Timestamptz, _>(last)
+    .load(conn)?;
+    counts.updated = updated.iter().map(|c| (c.job, c.n as usize)).collect();
+    Ok(counts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_text_escapes_everything_that_matters() {
+        let row = PointRow {
+            user_id: Uuid::nil(),
+            series_id: 7,
+            time: DateTime::<Utc>::UNIX_EPOCH,
+            session_id: Uuid::nil(),
+            num: None,
+            fields: vec![("a\"b".into(), 1.5), ("c".into(), -2.0)],
+            value: "{\"a\\\"b\":1.5,\n\"c\":-2.0,\"t\":\"x\\ty\"}".into(),
+        };
+        let text = String::from_utf8(encode_copy_text([(3, &row)])).unwrap();
+        assert_eq!(
+            text,
+            "00000000-0000-0000-0000-000000000000\t7\t1970-01-01T00:00:00.000000Z\t\
+             00000000-0000-0000-0000-000000000000\t\\N\t{\"a\\\\\"b\",\"c\"}\t{1.5,-2.0}\t\
+             {\"a\\\\\"b\":1.5,\\n\"c\":-2.0,\"t\":\"x\\\\ty\"}\t3\n"
+        );
+    }
+}

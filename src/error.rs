@@ -1,0 +1,176 @@
+//! The one error type of the HTTP API, [`ApiError`], and how it becomes a response.
+//!
+//! Use it as the error of every handler and service function that can fail because of a
+//! request. The variant decides the status, never the message text:
+//!
+//! | variant | status | body |
+//! |---|---|---|
+//! | `Invalid` | 400 | DRF field errors, e.g. `{"data": [{}, {"series": ["..."]}]}` |
+//! | `BadRequest` | 400 | `{"detail": "..."}` |
+//! | `NotFound` | 404 | `{"detail": "..."}` |
+//! | `MethodNotAllowed` | 405 | `{"detail": "..."}` |
+//! | `Conflict` | 409 | `{"detail": "..."}` |
+//! | `PayloadTooLarge` | 413 | `{"detail": "..."}` |
+//! | `Unavailable` | 503 + `Retry-After` | `{"detail": "..."}` |
+//! | `Internal` | 500 | an opaque `{"detail": "Internal server error."}`; the cause is logged |
+//!
+//! Failures that are not about a request (start-up, CLI commands) use `anyhow`-style
+//! boxed errors in `main` instead.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::{Value, json};
+use std::fmt;
+
+#[derive(Debug)]
+pub enum ApiError {
+    /// Field-level validation errors in DRF's shape.
+    Invalid(Value),
+    BadRequest(String),
+    NotFound(String),
+    MethodNotAllowed(String),
+    Conflict(String),
+    PayloadTooLarge(String),
+    /// The database (or another dependency we cannot do without) is unavailable.
+    Unavailable(String),
+    /// A bug or an unexpected failure; the message is logged, never sent.
+    Internal(String),
+}
+
+impl ApiError {
+    /// `{"field": ["message"]}`.
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
+        Self::Invalid(json!({ field: [message.into()] }))
+    }
+
+    pub fn internal(cause: impl fmt::Display) -> Self {
+        Self::Internal(cause.to_string())
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Invalid(v) => write!(f, "invalid input: {v}"),
+            Self::BadRequest(m)
+            | Self::NotFound(m)
+            | Self::MethodNotAllowed(m)
+            | Self::Conflict(m)
+            | Self::PayloadTooLarge(m)
+            | Self::Unavailable(m)
+            | Self::Internal(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+/// Seconds a client should wait before retrying after a 503.
+pub const RETRY_AFTER_SECS: u32 = 2;
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::Invalid(_) | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut builder = HttpResponse::build(self.status_code());
+        let body = match self {
+            Self::Invalid(v) => v.clone(),
+            Self::Internal(cause) => {
+                tracing::error!(%cause, "internal error");
+                json!({ "detail": "Internal server error." })
+            }
+            Self::Unavailable(m) => {
+                builder.insert_header(("Retry-After", RETRY_AFTER_SECS.to_string()));
+                json!({ "detail": m })
+            }
+            other => json!({ "detail": other.to_string() }),
+        };
+        builder.json(body)
+    }
+}
+
+impl From<r2d2::Error> for ApiError {
+    fn from(e: r2d2::Error) -> Self {
+        tracing::warn!(error = %e, "database pool checkout failed");
+        Self::Unavailable("Database unavailable: no connection could be obtained in time.".into())
+    }
+}
+
+impl From<diesel::result::Error> for ApiError {
+    fn from(e: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind as K, Error as E};
+        match &e {
+            E::NotFound => Self::NotFound("Not found.".into()),
+            E::DatabaseError(K::ClosedConnection | K::UnableToSendCommand, info) => {
+                tracing::warn!(error = %info.message(), "database connection lost");
+                Self::Unavailable("Database unavailable: the connection was lost.".into())
+            }
+            E::DatabaseError(_, info) if is_unavailable_message(info.message()) => {
+                tracing::warn!(error = %info.message(), "database unavailable");
+                Self::Unavailable("Database unavailable.".into())
+            }
+            E::DatabaseError(K::Unknown, info) if info.message().contains("statement timeout") => {
+                Self::Unavailable("The query took longer than the statement timeout.".into())
+            }
+            _ => Self::Internal(format!("database error: {e}")),
+        }
+    }
+}
+
+/// libpq reports a dead server through messages only (no SQLSTATE reaches diesel).
+fn is_unavailable_message(message: &str) -> bool {
+    [
+        "server closed the connection",
+        "terminating connection",
+        "no connection to the server",
+        "could not connect",
+        "the database system is",
+        "connection to server",
+    ]
+    .iter()
+    .any(|m| message.contains(m))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::body::to_bytes;
+
+    async fn body_of(e: ApiError) -> (StatusCode, Value) {
+        let resp = e.error_response();
+        let status = resp.status();
+        let bytes = to_bytes(resp.into_body()).await.unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[actix_web::test]
+    async fn field_errors_keep_their_shape() {
+        let (status, body) = body_of(ApiError::field("user_id", "Must be a valid UUID.")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body, json!({"user_id": ["Must be a valid UUID."]}));
+    }
+
+    #[actix_web::test]
+    async fn internal_errors_are_opaque() {
+        let (status, body) = body_of(ApiError::internal("secret table missing")).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(body, json!({"detail": "Internal server error."}));
+    }
+
+    #[test]
+    fn unavailable_carries_retry_after() {
+        let resp = ApiError::Unavailable("down".into()).error_response();
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(resp.headers().get("Retry-After").unwrap(), "2");
+    }
+}

@@ -1,0 +1,15 @@
+//! `seriesd`: a time-series metrics backend in front of PostgreSQL (TimescaleDB when
+//! present) and Redis.
+//!
+//! Layers, from the edge in: [`routes`] (HTTP only) call [`services`] (the logic), which
+//! call [`db`] (all SQL). [`domain`] holds validated input types used by all of them;
+//! [`startup`] wires everything into a running [`startup::Application`].
+
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod routes;
+pub mod services;
+pub mod startup;
+pub mod telemetry;

@@ -1,0 +1,85 @@
+//! The `seriesd` command line, like Django's `manage.py`.
+
+use clap::{Parser, Subcommand};
+use seriesd::config::Settings;
+use seriesd::db::maintenance;
+use seriesd::services::seed;
+use seriesd::startup::Application;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "seriesd", version, about = "A time-series metrics backend")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the HTTP API (applies pending migrations first unless AUTO_MIGRATE=false).
+    Serve {
+        /// Do not apply migrations at start.
+        #[arg(long)]
+        no_migrate: bool,
+    },
+    /// Create the database if missing, then apply pending migrations.
+    Migrate,
+    /// Insert the seed metric types that are missing (idempotent).
+    Seed,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(e) = dotenvy::dotenv()
+        && !e.not_found()
+    {
+        eprintln!("error: cannot read .env: {e}");
+        return ExitCode::from(2);
+    }
+    let mut settings = match Settings::from_env() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    seriesd::telemetry::init();
+    let result = match cli.command {
+        Command::Serve { no_migrate } => {
+            if no_migrate {
+                settings.auto_migrate = false;
+            }
+            serve(settings)
+        }
+        Command::Migrate => maintenance::migrate(&settings.database_url).map(|applied| {
+            println!("migrations applied: {applied}");
+        }),
+        Command::Seed => seed_command(&settings),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+fn serve(settings: Settings) -> Result<(), BoxError> {
+    actix_web::rt::System::new().block_on(async move {
+        let app = Application::build(settings).await?;
+        app.run_until_stopped().await?;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+fn seed_command(settings: &Settings) -> Result<(), BoxError> {
+    use diesel::Connection;
+    let mut conn = diesel::PgConnection::establish(settings.database_url.as_str())?;
+    let inserted = seed::seed_metric_types(&mut conn)?;
+    println!("metric types inserted: {inserted}");
+    Ok(())
+}

@@ -1,0 +1,164 @@
+//! Builds the running service: pools, shared state, background jobs and the HTTP
+//! server. `main` and the integration tests use the same [`Application`].
+
+use crate::config::Settings;
+use crate::db::{self, DbPool, maintenance, partitions::PartitionManager};
+use crate::routes;
+use crate::services::catalogue::Catalogue;
+use crate::services::ingest::Ingestor;
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::{NormalizePath, TrailingSlash};
+use actix_web::{App, HttpServer, web};
+use std::net::TcpListener;
+use std::time::Duration;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Shared by every request handler.
+pub struct AppState {
+    pub settings: Settings,
+    pub pool: DbPool,
+    pub partitions: PartitionManager,
+    pub catalogue: Catalogue,
+    pub ingestor: Ingestor,
+}
+
+impl AppState {
+    /// The cache backend in use, as `/health/` reports it.
+    pub fn cache_backend(&self) -> &'static str {
+        if self.settings.redis_url.is_some() {
+            "redis"
+        } else {
+            "none"
+        }
+    }
+}
+
+/// A built, bound, not yet awaited server.
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Migrates (unless `AUTO_MIGRATE=false`), builds the state, binds the listener and
+    /// starts background jobs. Must be called inside an actix system.
+    pub async fn build(settings: Settings) -> Result<Self, BoxError> {
+        if settings.auto_migrate {
+            let url = settings.database_url.clone();
+            let applied =
+                web::block(move || maintenance::migrate(&url).map_err(|e| e.to_string())).await??;
+            if applied > 0 {
+                tracing::info!(applied, "database migrations applied");
+            }
+        }
+        let pool = db::build_pool(&settings);
+        let partitions = PartitionManager::new();
+        let catalogue = Catalogue::new();
+        {
+            let (pool, partitions, catalogue) =
+                (pool.clone(), partitions.clone(), catalogue.clone());
+            let loaded = web::block(move || -> Result<(), String> {
+                let mut conn = pool.get().map_err(|e| e.to_string())?;
+                partitions.mode(&mut conn).map_err(|e| e.to_string())?;
+                catalogue.reload(&mut conn).map_err(|e| e.to_string())?;
+                Ok(())
+            })
+            .await?;
+            if let Err(e) = loaded {
+                tracing::warn!(error = %e, "database not reachable at start; serving anyway");
+            }
+        }
+        let ingestor = Ingestor::start(
+            pool.clone(),
+            partitions.clone(),
+            settings.ingest_writers,
+            settings.ingest_batch_points,
+        );
+        spawn_background_jobs(&settings, &pool, &partitions, &catalogue);
+
+        let listener = TcpListener::bind(settings.listen_addr)
+            .map_err(|e| format!("cannot listen on {}: {e}", settings.listen_addr))?;
+        let port = listener.local_addr()?.port();
+        let workers = settings.workers;
+        let shutdown = settings.shutdown_timeout;
+        let state = web::Data::new(AppState {
+            settings,
+            pool,
+            partitions,
+            catalogue,
+            ingestor,
+        });
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .wrap(NormalizePath::new(TrailingSlash::Always))
+                .wrap(actix_web::middleware::from_fn(
+                    crate::telemetry::log_request,
+                ))
+                .configure(routes::configure)
+                .default_service(web::to(routes::not_found))
+        })
+        .listen(listener)?
+        .workers(workers)
+        .shutdown_timeout(shutdown.as_secs())
+        .run();
+        tracing::info!(port, "listening");
+        Ok(Self { port, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until SIGINT or SIGTERM, then finishes in-flight requests and returns.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// Background jobs: the catalogue version poll and the partition pre-maker.
+fn spawn_background_jobs(
+    settings: &Settings,
+    pool: &DbPool,
+    partitions: &PartitionManager,
+    catalogue: &Catalogue,
+) {
+    let (p, c) = (pool.clone(), catalogue.clone());
+    actix_web::rt::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            let c = c.clone();
+            let r = db::run(&p, move |conn| Ok(c.refresh(conn)?)).await;
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "catalogue refresh failed");
+            }
+        }
+    });
+    let (p, parts) = (pool.clone(), partitions.clone());
+    let ahead = settings.partition_premake_weeks;
+    actix_web::rt::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            let parts = parts.clone();
+            let r = db::run(&p, move |conn| {
+                let now = chrono::Utc::now();
+                let first = crate::db::partitions::week_of(now);
+                let weeks = (first..=first + i64::from(ahead)).collect();
+                Ok(parts.ensure_weeks(conn, &weeks)?)
+            })
+            .await;
+            match r {
+                Ok(created) if created > 0 => tracing::info!(created, "partitions made ahead"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "partition pre-make failed; will retry"),
+            }
+        }
+    });
+}
