@@ -1,0 +1,39 @@
+# The commands a developer and CI run. `make run` and `make test` are the two set-up
+# commands from the README.
+CARGO ?= cargo
+BIN := ./target/release/seriesd
+
+.PHONY: run build init migrate seed test fmt lint bench bench-ingest clean-test-dbs
+
+run: build ## build, migrate, seed, serve
+	$(BIN) migrate
+	$(BIN) seed
+	$(BIN) serve
+
+build:
+	$(CARGO) build --release
+
+init: build ## migrate + seed, like the seed project's `make init`
+	$(BIN) migrate
+	$(BIN) seed
+
+migrate: build
+	$(BIN) migrate
+
+seed: build
+	$(BIN) seed
+
+test: ## every test, against the PostgreSQL and Redis on loopback
+	$(CARGO) nextest run --no-fail-fast
+
+fmt:
+	$(CARGO) fmt
+
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+bench: bench-ingest
+
+bench-ingest: build ## ingest benchmark; rewrites its section of BENCHMARKS.md
+	bash benches/ingest.sh

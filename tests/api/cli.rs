@@ -1,0 +1,88 @@
+//! The `seriesd` binary: `migrate` and configuration errors.
+
+use crate::helpers::{TestDb, count, drop_database};
+use diesel::prelude::*;
+use diesel_migrations::MigrationHarness;
+use seriesd::db::maintenance::MIGRATIONS;
+use std::process::Command;
+
+fn seriesd(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_seriesd"));
+    cmd.args(args).env("RUST_LOG", "warn");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run seriesd")
+}
+
+#[derive(QueryableByName, PartialEq, Debug)]
+struct Column {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    table_name: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    column_name: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    data_type: String,
+}
+
+fn schema_of(conn: &mut PgConnection) -> Vec<Column> {
+    diesel::sql_query(
+        "SELECT table_name::text, column_name::text, data_type::text
+         FROM information_schema.columns WHERE table_schema = 'public'
+         ORDER BY table_name, ordinal_position",
+    )
+    .load(conn)
+    .unwrap()
+}
+
+#[test]
+fn migrate_creates_the_database_and_is_idempotent() {
+    let url = TestDb::unique_url();
+    let name = url.database_name().to_string();
+    let out = seriesd(&["migrate"], &[("DATABASE_URL", url.as_str())]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("migrations applied: 1"));
+    let mut conn = PgConnection::establish(url.as_str()).unwrap();
+    let first = schema_of(&mut conn);
+    for table in ["metric_types", "sessions", "points", "catalogue_version"] {
+        assert!(first.iter().any(|c| c.table_name == table), "missing {table}");
+    }
+    let out = seriesd(&["migrate"], &[("DATABASE_URL", url.as_str())]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("migrations applied: 0"));
+    assert_eq!(schema_of(&mut conn), first);
+    // `seed` is idempotent too.
+    for expected in ["metric types inserted: 4", "metric types inserted: 0"] {
+        let out = seriesd(&["seed"], &[("DATABASE_URL", url.as_str())]);
+        assert!(String::from_utf8_lossy(&out.stdout).contains(expected));
+    }
+    assert_eq!(count(&mut conn, "SELECT count(*) AS n FROM metric_types"), 4);
+    drop(conn);
+    drop_database(&name);
+}
+
+#[test]
+fn every_migration_runs_down_and_up_again() {
+    let db = TestDb::create();
+    let mut conn = db.conn();
+    conn.revert_all_migrations(MIGRATIONS).unwrap();
+    assert!(schema_of(&mut conn).iter().all(|c| c.table_name == "__diesel_schema_migrations"));
+    conn.run_pending_migrations(MIGRATIONS).unwrap();
+    assert!(schema_of(&mut conn).iter().any(|c| c.table_name == "points"));
+}
+
+#[test]
+fn bad_configuration_is_one_line_and_exit_code_2() {
+    for (var, value) in [
+        ("LISTEN_ADDR", "not-an-address"),
+        ("DATABASE_URL", "mysql://localhost/x"),
+        ("DB_POOL_SIZE", "0"),
+        ("REDIS_URL", "http://localhost"),
+    ] {
+        let out = seriesd(&["serve"], &[(var, value)]);
+        assert_eq!(out.status.code(), Some(2), "{var}={value}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(var), "{stderr}");
+    }
+}

@@ -1,0 +1,8 @@
+//! Integration tests: the real application against real PostgreSQL (and Redis), each
+//! test on a database of its own.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod cli;
+mod health;
+mod helpers;
+mod ingest;
