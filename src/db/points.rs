@@ -25,6 +25,9 @@ pub const STAGING_TABLE_DDL: &str = "
         job          integer NOT NULL
     ) ON COMMIT DELETE ROWS;";
 
+/// The identity of a point: (user, series, time, session).
+pub type PointKey = (Uuid, i32, DateTime<Utc>, Uuid);
+
 /// One point ready to store.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PointRow {
@@ -41,7 +44,7 @@ pub struct PointRow {
 
 impl PointRow {
     /// The identity of a point: one row per (user, series, time, session).
-    pub fn key(&self) -> (Uuid, i32, DateTime<Utc>, Uuid) {
+    pub fn key(&self) -> PointKey {
         (self.user_id, self.series_id, self.time, self.session_id)
     }
 }

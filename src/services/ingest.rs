@@ -7,7 +7,7 @@
 //! request only after that transaction committed. So many small requests share one WAL
 //! flush, and no request is acknowledged before its points are durable.
 
-use crate::db::points::{self, PointRow};
+use crate::db::points::{self, PointKey, PointRow};
 use crate::db::{self, DbPool, partitions::PartitionManager, sessions};
 use crate::domain::timestamp;
 use crate::error::ApiError;
@@ -551,7 +551,7 @@ fn batch_transaction(
         sessions::upsert(conn, &rows)?;
     }
     // Across requests of one batch, the later request's point wins.
-    let mut latest: HashMap<(Uuid, i32, DateTime<Utc>, Uuid), (i32, &PointRow)> = HashMap::new();
+    let mut latest: HashMap<PointKey, (i32, &PointRow)> = HashMap::new();
     for &i in &accepted {
         for row in &writes[i].rows {
             latest.insert(row.key(), (i as i32, row));

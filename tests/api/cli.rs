@@ -40,12 +40,19 @@ fn migrate_creates_the_database_and_is_idempotent() {
     let url = TestDb::unique_url();
     let name = url.database_name().to_string();
     let out = seriesd(&["migrate"], &[("DATABASE_URL", url.as_str())]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("migrations applied: 1"));
     let mut conn = PgConnection::establish(url.as_str()).unwrap();
     let first = schema_of(&mut conn);
     for table in ["metric_types", "sessions", "points", "catalogue_version"] {
-        assert!(first.iter().any(|c| c.table_name == table), "missing {table}");
+        assert!(
+            first.iter().any(|c| c.table_name == table),
+            "missing {table}"
+        );
     }
     let out = seriesd(&["migrate"], &[("DATABASE_URL", url.as_str())]);
     assert!(out.status.success());
@@ -56,7 +63,10 @@ fn migrate_creates_the_database_and_is_idempotent() {
         let out = seriesd(&["seed"], &[("DATABASE_URL", url.as_str())]);
         assert!(String::from_utf8_lossy(&out.stdout).contains(expected));
     }
-    assert_eq!(count(&mut conn, "SELECT count(*) AS n FROM metric_types"), 4);
+    assert_eq!(
+        count(&mut conn, "SELECT count(*) AS n FROM metric_types"),
+        4
+    );
     drop(conn);
     drop_database(&name);
 }
@@ -66,9 +76,17 @@ fn every_migration_runs_down_and_up_again() {
     let db = TestDb::create();
     let mut conn = db.conn();
     conn.revert_all_migrations(MIGRATIONS).unwrap();
-    assert!(schema_of(&mut conn).iter().all(|c| c.table_name == "__diesel_schema_migrations"));
+    assert!(
+        schema_of(&mut conn)
+            .iter()
+            .all(|c| c.table_name == "__diesel_schema_migrations")
+    );
     conn.run_pending_migrations(MIGRATIONS).unwrap();
-    assert!(schema_of(&mut conn).iter().any(|c| c.table_name == "points"));
+    assert!(
+        schema_of(&mut conn)
+            .iter()
+            .any(|c| c.table_name == "points")
+    );
 }
 
 #[test]

@@ -17,8 +17,12 @@ async fn health_reports_database_and_native_storage() {
 #[actix_web::test]
 async fn health_is_503_when_the_database_is_unreachable() {
     // Port 1 on loopback: nothing listens there.
-    let url = seriesd::config::DatabaseUrl::parse("postgres://postgres@127.0.0.1:1/nothing").unwrap();
-    let settings = settings_for(&url, &[("AUTO_MIGRATE", "false"), ("DB_POOL_TIMEOUT_MS", "500")]);
+    let url =
+        seriesd::config::DatabaseUrl::parse("postgres://postgres@127.0.0.1:1/nothing").unwrap();
+    let settings = settings_for(
+        &url,
+        &[("AUTO_MIGRATE", "false"), ("DB_POOL_TIMEOUT_MS", "500")],
+    );
     let address = start_server(settings).await;
     let started = std::time::Instant::now();
     let (status, body) = send(client().get(format!("{address}/health/")), None).await;
@@ -33,7 +37,12 @@ async fn health_is_503_when_the_database_is_unreachable() {
     )
     .await;
     assert_eq!(status, 503, "{body}");
-    assert!(body["detail"].as_str().unwrap().contains("Database unavailable"));
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("Database unavailable")
+    );
 }
 
 #[actix_web::test]

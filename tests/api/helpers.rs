@@ -2,11 +2,11 @@
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
+use serde_json::Value;
 use seriesd::config::{DatabaseUrl, EnvSource, Settings};
 use seriesd::db::maintenance;
 use seriesd::services::seed;
 use seriesd::startup::Application;
-use serde_json::Value;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The server the tests create their databases on.
@@ -105,7 +105,10 @@ pub fn settings_for(url: &DatabaseUrl, extra: &[(&str, &str)]) -> Settings {
         ("LISTEN_ADDR".into(), "127.0.0.1:0".into()),
         ("WORKERS".into(), "2".into()),
         ("DB_POOL_SIZE".into(), "8".into()),
-        ("REDIS_PREFIX".into(), format!("seriesd-test-{}", uuid::Uuid::new_v4().simple())),
+        (
+            "REDIS_PREFIX".into(),
+            format!("seriesd-test-{}", uuid::Uuid::new_v4().simple()),
+        ),
     ];
     for (k, v) in extra {
         vars.retain(|(name, _)| name != k);
@@ -167,7 +170,9 @@ impl TestApp {
 
 /// Starts the application in the current actix system; returns its base URL.
 pub async fn start_server(settings: Settings) -> String {
-    let app = Application::build(settings).await.expect("build application");
+    let app = Application::build(settings)
+        .await
+        .expect("build application");
     let address = format!("http://127.0.0.1:{}", app.port());
     actix_web::rt::spawn(app.run_until_stopped());
     address
@@ -191,9 +196,8 @@ pub async fn send(req: awc::ClientRequest, body: Option<Vec<u8>>) -> (u16, Value
     let value = if bytes.is_empty() {
         Value::Null
     } else {
-        serde_json::from_slice(&bytes).unwrap_or_else(|_| {
-            Value::String(String::from_utf8_lossy(&bytes).into_owned())
-        })
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
     };
     (status, value)
 }

@@ -51,9 +51,21 @@ async fn the_seed_body_is_stored_exactly() {
         user,
         sid,
         vec![
-            point("session.example.series", "2025-01-01T00:01:00Z", json!({"value": "example value"})),
-            point("session.urine.color", "2025-01-01T00:01:00Z", json!({"r": 255, "g": 255, "b": 255})),
-            point("session.gut_health_score", "2025-01-01T02:01:00.5+02:00", json!({"value": 7.25})),
+            point(
+                "session.example.series",
+                "2025-01-01T00:01:00Z",
+                json!({"value": "example value"}),
+            ),
+            point(
+                "session.urine.color",
+                "2025-01-01T00:01:00Z",
+                json!({"r": 255, "g": 255, "b": 255}),
+            ),
+            point(
+                "session.gut_health_score",
+                "2025-01-01T02:01:00.5+02:00",
+                json!({"value": 7.25}),
+            ),
         ],
     );
     let (status, resp) = app.post("/api/sessions", &body).await;
@@ -69,16 +81,27 @@ async fn the_seed_body_is_stored_exactly() {
     // serde_json writes object keys sorted: this is the body exactly as the test sent it.
     assert_eq!(rows[1].value, r#"{"b":255,"g":255,"r":255}"#);
     assert_eq!(rows[2].series, "session.gut_health_score");
-    assert_eq!(rows[2].time, Utc.with_ymd_and_hms(2025, 1, 1, 0, 1, 0).unwrap() + Duration::milliseconds(500));
+    assert_eq!(
+        rows[2].time,
+        Utc.with_ymd_and_hms(2025, 1, 1, 0, 1, 0).unwrap() + Duration::milliseconds(500)
+    );
     assert_eq!(rows[2].num, Some(7.25));
     let mut conn = app.conn();
     assert_eq!(
-        count(&mut conn, &format!("SELECT count(*) AS n FROM sessions WHERE session_id = '{sid}' AND user_id = '{user}' AND start_ts = '2025-01-01T00:00:00Z'")),
+        count(
+            &mut conn,
+            &format!(
+                "SELECT count(*) AS n FROM sessions WHERE session_id = '{sid}' AND user_id = '{user}' AND start_ts = '2025-01-01T00:00:00Z'"
+            )
+        ),
         1
     );
     // The {r,g,b} fields are extracted for aggregation without JSON parsing.
     assert_eq!(
-        count(&mut conn, "SELECT count(*) AS n FROM points WHERE fields = '{b,g,r}' AND field_values = '{255,255,255}'"),
+        count(
+            &mut conn,
+            "SELECT count(*) AS n FROM points WHERE fields = '{b,g,r}' AND field_values = '{255,255,255}'"
+        ),
         1
     );
 }
@@ -102,7 +125,11 @@ async fn values_are_kept_as_sent_byte_for_byte() {
 async fn every_bad_input_is_a_400_that_says_where_and_writes_nothing() {
     let app = TestApp::spawn().await;
     let (user, sid) = (Uuid::new_v4(), Uuid::new_v4());
-    let good = point("session.gut_health_score", "2025-01-01T00:00:00Z", json!({"value": 1}));
+    let good = point(
+        "session.gut_health_score",
+        "2025-01-01T00:00:00Z",
+        json!({"value": 1}),
+    );
 
     let cases: Vec<(Vec<u8>, Value)> = vec![
         (b"{not json".to_vec(), json!("detail")),
@@ -130,14 +157,38 @@ async fn every_bad_input_is_a_400_that_says_where_and_writes_nothing() {
         vec![
             good.clone(),
             point("x", "2025-01-01T00:00:00Z", json!({"value": 1})),
-            point("session.gut_health_score", "2025-01-01T00:00:00Z", json!({"value": "high"})),
-            point("session.gut_health_score", "2025-01-01T00:00:00", json!({"value": 1})),
-            point("session.gut_health_score", "1899-12-31T23:59:59Z", json!({"value": 1})),
-            point("session.gut_health_score", "2201-01-01T00:00:00Z", json!({"value": 1})),
-            point("session.gut_health_score", "2025-01-01T00:00:00Z", json!({"value": "NaN"})),
+            point(
+                "session.gut_health_score",
+                "2025-01-01T00:00:00Z",
+                json!({"value": "high"}),
+            ),
+            point(
+                "session.gut_health_score",
+                "2025-01-01T00:00:00",
+                json!({"value": 1}),
+            ),
+            point(
+                "session.gut_health_score",
+                "1899-12-31T23:59:59Z",
+                json!({"value": 1}),
+            ),
+            point(
+                "session.gut_health_score",
+                "2201-01-01T00:00:00Z",
+                json!({"value": 1}),
+            ),
+            point(
+                "session.gut_health_score",
+                "2025-01-01T00:00:00Z",
+                json!({"value": "NaN"}),
+            ),
             json!({"series": "session.gut_health_score", "time": "2025-01-01T00:00:00Z"}),
             json!("not an object"),
-            point("session.urine.color", "2025-01-01T00:00:00Z", json!({"r": 1, "g": 2})),
+            point(
+                "session.urine.color",
+                "2025-01-01T00:00:00Z",
+                json!({"r": 1, "g": 2}),
+            ),
         ],
     );
     let (status, resp) = app.post("/api/sessions/", &body).await;
@@ -146,25 +197,50 @@ async fn every_bad_input_is_a_400_that_says_where_and_writes_nothing() {
     assert_eq!(data.len(), 10);
     assert_eq!(data[0], json!({}));
     assert_eq!(data[1], json!({"series": ["Unknown series 'x'."]}));
-    assert!(data[2]["value"][0].as_str().unwrap().starts_with("Value does not match schema:"));
+    assert!(
+        data[2]["value"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("Value does not match schema:")
+    );
     assert!(data[3]["time"][0].as_str().unwrap().contains("time zone"));
     assert!(data[4]["time"][0].as_str().unwrap().contains("1900"));
     assert!(data[5]["time"][0].as_str().unwrap().contains("2200"));
     assert!(data[6]["value"][0].as_str().unwrap().contains("NaN"));
     assert_eq!(data[7], json!({"value": ["This field is required."]}));
     assert!(data[8]["non_field_errors"].is_array());
-    assert!(data[9]["value"][0].as_str().unwrap().contains("\"b\" is a required property"));
+    assert!(
+        data[9]["value"][0]
+            .as_str()
+            .unwrap()
+            .contains("\"b\" is a required property")
+    );
 
     // Numbers JSON cannot carry: a literal NaN (malformed JSON) and an infinite exponent
     // (named at its point).
-    let nan = format!(r#"{{"user_id":"{user}","session_id":"{sid}","data":[{{"series":"session.gut_health_score","time":"2025-01-01T00:00:00Z","value":{{"value":NaN}}}}]}}"#);
+    let nan = format!(
+        r#"{{"user_id":"{user}","session_id":"{sid}","data":[{{"series":"session.gut_health_score","time":"2025-01-01T00:00:00Z","value":{{"value":NaN}}}}]}}"#
+    );
     let (status, resp) = app.post_raw("/api/sessions/", nan.into_bytes()).await;
     assert_eq!(status, 400, "{resp}");
-    assert!(resp["detail"].as_str().unwrap().starts_with("JSON parse error"));
-    let inf = format!(r#"{{"user_id":"{user}","session_id":"{sid}","data":[{{"series":"session.gut_health_score","time":"2025-01-01T00:00:00Z","value":{{"value":1e999}}}}]}}"#);
+    assert!(
+        resp["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("JSON parse error")
+    );
+    let inf = format!(
+        r#"{{"user_id":"{user}","session_id":"{sid}","data":[{{"series":"session.gut_health_score","time":"2025-01-01T00:00:00Z","value":{{"value":1e999}}}}]}}"#
+    );
     let (status, resp) = app.post_raw("/api/sessions/", inf.into_bytes()).await;
     assert_eq!(status, 400, "{resp}");
-    assert!(resp["data"][0]["value"][0].as_str().unwrap().contains("out of range"), "{resp}");
+    assert!(
+        resp["data"][0]["value"][0]
+            .as_str()
+            .unwrap()
+            .contains("out of range"),
+        "{resp}"
+    );
     nothing_written(&app);
 }
 
@@ -173,7 +249,13 @@ async fn a_body_over_the_limit_is_a_json_413() {
     let app = TestApp::spawn_with(&[("MAX_BODY_MIB", "1")]).await;
     let (user, sid) = (Uuid::new_v4(), Uuid::new_v4());
     let data: Vec<Value> = (0..30_000)
-        .map(|i| point("session.gut_health_score", &format!("2025-01-01T00:00:{:02}.{:06}Z", i % 60, i), json!({"value": i})))
+        .map(|i| {
+            point(
+                "session.gut_health_score",
+                &format!("2025-01-01T00:00:{:02}.{:06}Z", i % 60, i),
+                json!({"value": i}),
+            )
+        })
         .collect();
     let (status, resp) = app.post("/api/sessions/", &session(user, sid, data)).await;
     assert_eq!(status, 413, "{resp}");
@@ -189,15 +271,33 @@ async fn retries_change_nothing_and_new_values_win() {
         user,
         sid,
         vec![
-            point("session.gut_health_score", "2025-01-01T00:00:00Z", json!({"value": 1})),
-            point("session.gut_health_score", "2025-01-01T00:01:00Z", json!({"value": 2})),
+            point(
+                "session.gut_health_score",
+                "2025-01-01T00:00:00Z",
+                json!({"value": 1}),
+            ),
+            point(
+                "session.gut_health_score",
+                "2025-01-01T00:01:00Z",
+                json!({"value": 2}),
+            ),
             // Same key twice in one request: the later one wins.
-            point("session.gut_health_score", "2025-01-01T00:01:00Z", json!({"value": 3})),
+            point(
+                "session.gut_health_score",
+                "2025-01-01T00:01:00Z",
+                json!({"value": 3}),
+            ),
         ],
     );
     let (status, first) = app.post("/api/sessions/", &body).await;
     assert_eq!(status, 201);
-    assert_eq!((first["stored"].as_u64(), first["duplicates_in_request"].as_u64()), (Some(2), Some(1)));
+    assert_eq!(
+        (
+            first["stored"].as_u64(),
+            first["duplicates_in_request"].as_u64()
+        ),
+        (Some(2), Some(1))
+    );
     let (status, retry) = app.post("/api/sessions/", &body).await;
     assert_eq!(status, 201, "{retry}");
     assert_eq!(retry["inserted"], 0);
@@ -210,13 +310,24 @@ async fn retries_change_nothing_and_new_values_win() {
         user,
         sid,
         vec![
-            point("session.gut_health_score", "2025-01-01T00:00:00Z", json!({"value": 10})),
-            point("session.gut_health_score", "2025-01-01T00:02:00Z", json!({"value": 4})),
+            point(
+                "session.gut_health_score",
+                "2025-01-01T00:00:00Z",
+                json!({"value": 10}),
+            ),
+            point(
+                "session.gut_health_score",
+                "2025-01-01T00:02:00Z",
+                json!({"value": 4}),
+            ),
         ],
     );
     let (status, resp) = app.post("/api/sessions/", &change).await;
     assert_eq!(status, 201);
-    assert_eq!((resp["inserted"].as_u64(), resp["updated"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(
+        (resp["inserted"].as_u64(), resp["updated"].as_u64()),
+        (Some(1), Some(1))
+    );
     let nums: Vec<Option<f64>> = stored(&app, user).iter().map(|r| r.num).collect();
     assert_eq!(nums, vec![Some(10.0), Some(3.0), Some(4.0)]);
 }
@@ -226,15 +337,33 @@ async fn a_session_belongs_to_one_user() {
     let app = TestApp::spawn().await;
     let sid = Uuid::new_v4();
     let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
-    let p = point("session.gut_health_score", "2025-01-01T00:00:00Z", json!({"value": 1}));
-    let (status, _) = app.post("/api/sessions/", &session(a, sid, vec![p.clone()])).await;
+    let p = point(
+        "session.gut_health_score",
+        "2025-01-01T00:00:00Z",
+        json!({"value": 1}),
+    );
+    let (status, _) = app
+        .post("/api/sessions/", &session(a, sid, vec![p.clone()]))
+        .await;
     assert_eq!(status, 201);
     let (status, resp) = app.post("/api/sessions/", &session(b, sid, vec![p])).await;
     assert_eq!(status, 409, "{resp}");
     assert!(resp["detail"].is_string());
     let mut conn = app.conn();
-    assert_eq!(count(&mut conn, &format!("SELECT count(*) AS n FROM points WHERE user_id = '{b}'")), 0);
-    assert_eq!(count(&mut conn, &format!("SELECT count(*) AS n FROM sessions WHERE user_id = '{b}'")), 0);
+    assert_eq!(
+        count(
+            &mut conn,
+            &format!("SELECT count(*) AS n FROM points WHERE user_id = '{b}'")
+        ),
+        0
+    );
+    assert_eq!(
+        count(
+            &mut conn,
+            &format!("SELECT count(*) AS n FROM sessions WHERE user_id = '{b}'")
+        ),
+        0
+    );
 }
 
 #[actix_web::test]
@@ -242,7 +371,13 @@ async fn concurrent_posts_of_one_session_neither_duplicate_nor_deadlock() {
     let app = TestApp::spawn().await;
     let (user, sid) = (Uuid::new_v4(), Uuid::new_v4());
     let data: Vec<Value> = (0..200)
-        .map(|i| point("session.gut_health_score", &format!("2025-01-01T00:{:02}:{:02}Z", i / 60, i % 60), json!({"value": i})))
+        .map(|i| {
+            point(
+                "session.gut_health_score",
+                &format!("2025-01-01T00:{:02}:{:02}Z", i / 60, i % 60),
+                json!({"value": i}),
+            )
+        })
         .collect();
     let body = session(user, sid, data);
     let posts = (0..8).map(|_| app.post("/api/sessions/", &body));
@@ -262,18 +397,35 @@ async fn far_past_and_future_weeks_get_partitions_on_demand() {
         user,
         Uuid::new_v4(),
         vec![
-            point("session.gut_health_score", "1999-06-01T00:00:00Z", json!({"value": 1})),
-            point("session.gut_health_score", "2090-01-01T00:00:00Z", json!({"value": 2})),
+            point(
+                "session.gut_health_score",
+                "1999-06-01T00:00:00Z",
+                json!({"value": 1}),
+            ),
+            point(
+                "session.gut_health_score",
+                "2090-01-01T00:00:00Z",
+                json!({"value": 2}),
+            ),
         ],
     );
     let (status, resp) = app.post("/api/sessions/", &body).await;
     assert_eq!(status, 201, "{resp}");
     let rows = stored(&app, user);
     assert_eq!(rows.len(), 2);
-    assert_eq!(rows[0].time, Utc.with_ymd_and_hms(1999, 6, 1, 0, 0, 0).unwrap());
+    assert_eq!(
+        rows[0].time,
+        Utc.with_ymd_and_hms(1999, 6, 1, 0, 0, 0).unwrap()
+    );
     assert_eq!(rows[1].num, Some(2.0));
     let mut conn = app.conn();
-    assert_eq!(count(&mut conn, "SELECT count(*) AS n FROM pg_class WHERE relname IN ('points_w19990531', 'points_w20891226')"), 2);
+    assert_eq!(
+        count(
+            &mut conn,
+            "SELECT count(*) AS n FROM pg_class WHERE relname IN ('points_w19990531', 'points_w20891226')"
+        ),
+        2
+    );
 
     // Two writers racing into a week that has no partition yet both succeed.
     let app = &app;
@@ -281,14 +433,24 @@ async fn far_past_and_future_weeks_get_partitions_on_demand() {
         let body = session(
             Uuid::new_v4(),
             Uuid::new_v4(),
-            vec![point("session.gut_health_score", &format!("2150-03-0{}T00:00:00Z", i + 1), json!({"value": i}))],
+            vec![point(
+                "session.gut_health_score",
+                &format!("2150-03-0{}T00:00:00Z", i + 1),
+                json!({"value": i}),
+            )],
         );
         async move { app.post("/api/sessions/", &body).await }
     });
     for (status, resp) in futures_util::future::join_all(posts).await {
         assert_eq!(status, 201, "{resp}");
     }
-    assert_eq!(count(&mut conn, "SELECT count(*) AS n FROM points WHERE time >= '2150-01-01'"), 2);
+    assert_eq!(
+        count(
+            &mut conn,
+            "SELECT count(*) AS n FROM points WHERE time >= '2150-01-01'"
+        ),
+        2
+    );
 }
 
 #[actix_web::test]
@@ -303,7 +465,9 @@ async fn racing_processes_create_a_week_once() {
             std::thread::spawn(move || {
                 let mut conn = PgConnection::establish(url.as_str()).unwrap();
                 let manager = seriesd::db::partitions::PartitionManager::new();
-                manager.ensure_weeks(&mut conn, &[week].into_iter().collect()).unwrap()
+                manager
+                    .ensure_weeks(&mut conn, &[week].into_iter().collect())
+                    .unwrap()
             })
         })
         .collect();
@@ -321,24 +485,38 @@ async fn a_hundred_thousand_point_session_over_two_hundred_weeks() {
     let data: Vec<Value> = (0..100_000)
         .map(|i| {
             let t = start + step * i;
-            point("session.gut_health_score", &t.to_rfc3339(), json!({"value": f64::from(i) / 4.0}))
+            point(
+                "session.gut_health_score",
+                &t.to_rfc3339(),
+                json!({"value": f64::from(i) / 4.0}),
+            )
         })
         .collect();
     let (status, resp) = app.post("/api/sessions/", &session(user, sid, data)).await;
     assert_eq!(status, 201, "{resp}");
     assert_eq!(resp["inserted"], 100_000);
     let mut conn = app.conn();
-    assert_eq!(count(&mut conn, "SELECT count(*) AS n FROM points"), 100_000);
     assert_eq!(
-        count(&mut conn, "SELECT count(DISTINCT tableoid)::bigint AS n FROM points"),
+        count(&mut conn, "SELECT count(*) AS n FROM points"),
+        100_000
+    );
+    assert_eq!(
+        count(
+            &mut conn,
+            "SELECT count(DISTINCT tableoid)::bigint AS n FROM points"
+        ),
         200
     );
     // Every value came back exactly.
     assert_eq!(
-        count(&mut conn, &format!(
-            "SELECT count(*) AS n FROM points WHERE num * 4 = round(extract(epoch FROM time - '{}') / {})",
-            start.to_rfc3339(), step.num_seconds()
-        )),
+        count(
+            &mut conn,
+            &format!(
+                "SELECT count(*) AS n FROM points WHERE num * 4 = round(extract(epoch FROM time - '{}') / {})",
+                start.to_rfc3339(),
+                step.num_seconds()
+            )
+        ),
         100_000
     );
 }
@@ -352,7 +530,11 @@ async fn a_series_added_by_another_replica_is_accepted_at_once() {
     .execute(&mut app.conn())
     .unwrap();
     let user = Uuid::new_v4();
-    let body = session(user, Uuid::new_v4(), vec![point("iot.temp", "2025-01-01T00:00:00Z", json!(21.5))]);
+    let body = session(
+        user,
+        Uuid::new_v4(),
+        vec![point("iot.temp", "2025-01-01T00:00:00Z", json!(21.5))],
+    );
     let (status, resp) = app.post("/api/sessions/", &body).await;
     assert_eq!(status, 201, "{resp}");
     assert_eq!(stored(&app, user)[0].num, Some(21.5));
