@@ -22,6 +22,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .name("sessions")
             .route(web::post().to(sessions::create))
             .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/api/sessions/bulk/")
+            .name("sessions-bulk")
+            .route(web::post().to(sessions::bulk))
+            .default_service(web::to(method_not_allowed)),
     );
 }
 

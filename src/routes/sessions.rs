@@ -85,3 +85,134 @@ pub async fn create(
     let outcome = state.ingestor.submit(write).await?;
     Ok(HttpResponse::Created().json(outcome))
 }
+
+/// Lines are parsed in groups of about this many bytes, on the blocking pool.
+const BULK_PARSE_BYTES: usize = 1024 * 1024;
+
+/// `POST /api/sessions/bulk/`: NDJSON, one session object per line, streamed. Each line is
+/// all-or-nothing on its own; good lines are committed in batches of about
+/// `INGEST_BATCH_POINTS` points, and a bad line never costs the good ones.
+pub async fn bulk(
+    state: web::Data<AppState>,
+    mut payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let line_limit = state.settings.max_body_bytes;
+    let catalogue = state.catalogue.clone();
+    let snapshot = db::run(&state.pool, move |conn| Ok(catalogue.refresh(conn)?)).await?;
+    let mut report = ingest::BulkReport::new();
+    let mut loader = BulkLoader::new(&state, snapshot);
+    let mut pending = BytesMut::new();
+    let mut line_no = 0usize;
+    let mut lines: Vec<(usize, web::Bytes)> = Vec::new();
+    let mut lines_bytes = 0usize;
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|e| ApiError::BadRequest(format!("Could not read the body: {e}")))?;
+        pending.extend_from_slice(&chunk);
+        while let Some(pos) = pending.iter().position(|&b| b == b'\n') {
+            let line = pending.split_to(pos + 1).freeze();
+            line_no += 1;
+            lines_bytes += line.len();
+            lines.push((line_no, line));
+        }
+        if pending.len() > line_limit {
+            return Err(ApiError::PayloadTooLarge(format!(
+                "Line {} exceeds the limit of {} MiB (MAX_BODY_MIB).",
+                line_no + 1,
+                line_limit / (1024 * 1024)
+            )));
+        }
+        if lines_bytes >= BULK_PARSE_BYTES {
+            loader.feed(std::mem::take(&mut lines), &mut report).await?;
+            lines_bytes = 0;
+        }
+    }
+    if !pending.is_empty() {
+        line_no += 1;
+        lines.push((line_no, pending.freeze()));
+    }
+    loader.feed(lines, &mut report).await?;
+    loader.flush(&mut report).await?;
+    report.rejected.sort_by_key(|r| r.line);
+    Ok(HttpResponse::Ok().json(report))
+}
+
+/// Parses lines and writes accepted sessions in batches.
+struct BulkLoader<'a> {
+    state: &'a web::Data<AppState>,
+    snapshot: std::sync::Arc<crate::services::catalogue::Snapshot>,
+    batch: Vec<SessionWrite>,
+    batch_lines: Vec<usize>,
+    batch_points: usize,
+}
+
+impl<'a> BulkLoader<'a> {
+    fn new(
+        state: &'a web::Data<AppState>,
+        snapshot: std::sync::Arc<crate::services::catalogue::Snapshot>,
+    ) -> Self {
+        Self {
+            state,
+            snapshot,
+            batch: Vec::new(),
+            batch_lines: Vec::new(),
+            batch_points: 0,
+        }
+    }
+
+    async fn feed(
+        &mut self,
+        lines: Vec<(usize, web::Bytes)>,
+        report: &mut ingest::BulkReport,
+    ) -> Result<(), ApiError> {
+        if lines.is_empty() {
+            return Ok(());
+        }
+        let snapshot = self.snapshot.clone();
+        let max_points = self.state.settings.max_points_per_request;
+        let parsed = web::block(move || {
+            lines
+                .into_iter()
+                .filter(|(_, line)| line.iter().any(|b| !b.is_ascii_whitespace()))
+                .map(|(no, line)| (no, ingest::parse_session(&line, &snapshot, max_points)))
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(ApiError::internal)?;
+        for (no, result) in parsed {
+            report.lines += 1;
+            match result {
+                Ok(write) => {
+                    self.batch_points += write.rows.len();
+                    self.batch.push(write);
+                    self.batch_lines.push(no);
+                    if self.batch_points >= self.state.settings.ingest_batch_points {
+                        self.flush(report).await?;
+                    }
+                }
+                Err(rejection) => report.reject(no, &rejection.error),
+            }
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self, report: &mut ingest::BulkReport) -> Result<(), ApiError> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let writes = std::mem::take(&mut self.batch);
+        let lines = std::mem::take(&mut self.batch_lines);
+        self.batch_points = 0;
+        let partitions = self.state.partitions.clone();
+        let written = db::run(&self.state.pool, move |conn| {
+            Ok(ingest::write_batch(conn, &partitions, &writes))
+        })
+        .await;
+        match written {
+            Ok(results) => report.record(&lines, results),
+            // Nothing of this batch was written: say so for each of its lines.
+            Err(e) => lines.iter().for_each(|&line| report.reject(line, &e)),
+        }
+        Ok(())
+    }
+}

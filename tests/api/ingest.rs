@@ -539,3 +539,67 @@ async fn a_series_added_by_another_replica_is_accepted_at_once() {
     assert_eq!(status, 201, "{resp}");
     assert_eq!(stored(&app, user)[0].num, Some(21.5));
 }
+
+#[actix_web::test]
+async fn bulk_ndjson_keeps_good_lines_and_names_bad_ones() {
+    let app = TestApp::spawn_with(&[("INGEST_BATCH_POINTS", "5")]).await;
+    let user = Uuid::new_v4();
+    let good = |minute: u32| {
+        serde_json::to_string(&session(
+            user,
+            Uuid::new_v4(),
+            vec![
+                point(
+                    "session.gut_health_score",
+                    &format!("2025-02-01T00:{minute:02}:00Z"),
+                    json!({"value": minute}),
+                ),
+                point(
+                    "session.urine.night_count",
+                    &format!("2025-02-01T00:{minute:02}:00Z"),
+                    json!({"value": 1}),
+                ),
+            ],
+        ))
+        .unwrap()
+    };
+    let bad_series = serde_json::to_string(&session(
+        user,
+        Uuid::new_v4(),
+        vec![point("nope", "2025-02-01T00:00:00Z", json!({"value": 1}))],
+    ))
+    .unwrap();
+    let body = [
+        good(1),
+        "{broken".to_string(),
+        good(2),
+        String::new(),
+        bad_series,
+        good(3),
+        good(4),
+        good(5),
+    ]
+    .join("\n"); // no newline after the last line
+    let (status, report) = app.post_raw("/api/sessions/bulk/", body.into_bytes()).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["lines"], 7);
+    assert_eq!(report["accepted"], 5);
+    assert_eq!(report["points"], 10);
+    let rejected = report["rejected"].as_array().unwrap();
+    assert_eq!(rejected.len(), 2);
+    assert_eq!(rejected[0]["line"], 2);
+    assert!(
+        rejected[0]["errors"]["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("JSON parse error")
+    );
+    assert_eq!(rejected[1]["line"], 5);
+    assert_eq!(
+        rejected[1]["errors"]["data"][0]["series"][0],
+        "Unknown series 'nope'."
+    );
+    let mut conn = app.conn();
+    assert_eq!(count(&mut conn, "SELECT count(*) AS n FROM points"), 10);
+    assert_eq!(count(&mut conn, "SELECT count(*) AS n FROM sessions"), 5);
+}
