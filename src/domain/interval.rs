@@ -1,0 +1,226 @@
+//! Bucket widths (`interval`) and the bucket arithmetic the query path needs in Rust
+//! (gap filling); SQL does the same arithmetic with `date_bin` / `date_trunc`.
+//!
+//! Fixed widths align like TimescaleDB's `time_bucket`: on 2000-01-03T00:00:00Z, a Monday.
+//! `day`, `week`, `month`, `quarter` and `year` are calendar buckets, in UTC or in the
+//! query's `tz`.
+
+use crate::db::partitions::ORIGIN_SECS;
+use chrono::{DateTime, Datelike, Months, NaiveDate, TimeDelta, TimeZone, Utc};
+use chrono_tz::Tz;
+
+/// A calendar unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CalendarUnit {
+    Day,
+    Week,
+    Month,
+    Quarter,
+    Year,
+}
+
+impl CalendarUnit {
+    /// PostgreSQL's `date_trunc` field.
+    pub fn sql_field(self) -> &'static str {
+        match self {
+            Self::Day => "day",
+            Self::Week => "week",
+            Self::Month => "month",
+            Self::Quarter => "quarter",
+            Self::Year => "year",
+        }
+    }
+}
+
+/// The bucket width of a query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Interval {
+    /// A fixed number of seconds, aligned on the origin.
+    Fixed(i64),
+    /// A calendar unit, following a zone's calendar.
+    Calendar(CalendarUnit),
+}
+
+impl Interval {
+    /// Parses the seed's names (`min`, `week`, ...) and fixed widths (`30s`, `5m`, `3h`,
+    /// `5d`, `2w`).
+    pub fn parse(s: &str) -> Result<Self, String> {
+        use CalendarUnit::*;
+        let s = s.trim();
+        let named = match s.to_ascii_lowercase().as_str() {
+            "sec" | "second" => Some(Self::Fixed(1)),
+            "min" | "minute" => Some(Self::Fixed(60)),
+            "hour" => Some(Self::Fixed(3600)),
+            "day" => Some(Self::Calendar(Day)),
+            "week" => Some(Self::Calendar(Week)),
+            "month" => Some(Self::Calendar(Month)),
+            "quarter" => Some(Self::Calendar(Quarter)),
+            "year" => Some(Self::Calendar(Year)),
+            _ => None,
+        };
+        if let Some(i) = named {
+            return Ok(i);
+        }
+        let err = || {
+            format!(
+                "'{s}' is not an interval: use sec, min, hour, day, week, month, quarter, year, \
+                 or a width like 30s, 5m, 3h, 5d, 2w."
+            )
+        };
+        let unit = s.chars().last().ok_or_else(err)?;
+        let digits = &s[..s.len() - unit.len_utf8()];
+        if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) || digits.len() > 9 {
+            return Err(err());
+        }
+        let n: i64 = digits.parse().map_err(|_| err())?;
+        if n == 0 {
+            return Err(format!("Interval '{s}' must be longer than zero."));
+        }
+        let secs = match unit {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            'w' => 604_800,
+            _ => return Err(err()),
+        };
+        Ok(Self::Fixed(n * secs))
+    }
+
+    /// A nominal width in seconds (months count 30 days): for bucket-count limits.
+    pub fn nominal_secs(self) -> i64 {
+        match self {
+            Self::Fixed(s) => s,
+            Self::Calendar(CalendarUnit::Day) => 86_400,
+            Self::Calendar(CalendarUnit::Week) => 604_800,
+            Self::Calendar(CalendarUnit::Month) => 30 * 86_400,
+            Self::Calendar(CalendarUnit::Quarter) => 91 * 86_400,
+            Self::Calendar(CalendarUnit::Year) => 365 * 86_400,
+        }
+    }
+
+    /// The canonical name, as metadata and cache keys show it.
+    pub fn canonical(self) -> String {
+        match self {
+            Self::Fixed(s) if s % 604_800 == 0 => format!("{}w", s / 604_800),
+            Self::Fixed(s) if s % 86_400 == 0 => format!("{}d", s / 86_400),
+            Self::Fixed(s) if s % 3600 == 0 => format!("{}h", s / 3600),
+            Self::Fixed(s) if s % 60 == 0 => format!("{}m", s / 60),
+            Self::Fixed(s) => format!("{s}s"),
+            Self::Calendar(u) => u.sql_field().to_string(),
+        }
+    }
+
+    /// The start of the bucket holding `t`.
+    pub fn floor(self, t: DateTime<Utc>, tz: Tz) -> DateTime<Utc> {
+        match self {
+            Self::Fixed(w) => {
+                let k = (t.timestamp() - ORIGIN_SECS).div_euclid(w);
+                DateTime::<Utc>::UNIX_EPOCH + TimeDelta::seconds(ORIGIN_SECS + k * w)
+            }
+            Self::Calendar(unit) => {
+                let local = t.with_timezone(&tz).date_naive();
+                let day = match unit {
+                    CalendarUnit::Day => local,
+                    CalendarUnit::Week => {
+                        local - TimeDelta::days(i64::from(local.weekday().num_days_from_monday()))
+                    }
+                    CalendarUnit::Month => local.with_day(1).unwrap_or(local),
+                    CalendarUnit::Quarter => {
+                        let m = (local.month0() / 3) * 3 + 1;
+                        NaiveDate::from_ymd_opt(local.year(), m, 1).unwrap_or(local)
+                    }
+                    CalendarUnit::Year => {
+                        NaiveDate::from_ymd_opt(local.year(), 1, 1).unwrap_or(local)
+                    }
+                };
+                local_midnight(day, tz)
+            }
+        }
+    }
+
+    /// The start of the bucket after the one starting at `bucket`.
+    pub fn next(self, bucket: DateTime<Utc>, tz: Tz) -> DateTime<Utc> {
+        match self {
+            Self::Fixed(w) => bucket + TimeDelta::seconds(w),
+            Self::Calendar(unit) => {
+                let local = bucket.with_timezone(&tz).date_naive();
+                let day = match unit {
+                    CalendarUnit::Day => local + TimeDelta::days(1),
+                    CalendarUnit::Week => local + TimeDelta::days(7),
+                    CalendarUnit::Month => local + Months::new(1),
+                    CalendarUnit::Quarter => local + Months::new(3),
+                    CalendarUnit::Year => local + Months::new(12),
+                };
+                local_midnight(day, tz)
+            }
+        }
+    }
+}
+
+/// The first instant of `day` in `tz` (midnight, or the first valid time after a gap).
+fn local_midnight(day: NaiveDate, tz: Tz) -> DateTime<Utc> {
+    let midnight = day.and_hms_opt(0, 0, 0).unwrap_or_default();
+    let mut candidate = midnight;
+    for _ in 0..4 {
+        if let Some(t) = tz.from_local_datetime(&candidate).earliest() {
+            return t.with_timezone(&Utc);
+        }
+        candidate += TimeDelta::hours(1);
+    }
+    midnight.and_utc()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn parses_names_and_widths() {
+        assert_eq!(Interval::parse("min"), Ok(Interval::Fixed(60)));
+        assert_eq!(Interval::parse("second"), Ok(Interval::Fixed(1)));
+        assert_eq!(Interval::parse("30s"), Ok(Interval::Fixed(30)));
+        assert_eq!(Interval::parse("5d"), Ok(Interval::Fixed(432_000)));
+        assert_eq!(Interval::parse("2w"), Ok(Interval::Fixed(1_209_600)));
+        assert_eq!(
+            Interval::parse("month"),
+            Ok(Interval::Calendar(CalendarUnit::Month))
+        );
+        for bad in ["", "0s", "5x", "fortnight", "-5m", "5", "1.5h", "99999999999s"] {
+            assert!(Interval::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn fixed_buckets_align_on_the_origin_even_before_1970() {
+        let five_days = Interval::Fixed(432_000);
+        // Seed 001: TIME_BUCKET("5d") puts 2020-03-14 and 2020-03-15 in the bucket of 2020-03-13.
+        assert_eq!(five_days.floor(utc("2020-03-14T13:00:33Z"), Tz::UTC), utc("2020-03-13T00:00:00Z"));
+        assert_eq!(five_days.floor(utc("2020-03-15T13:00:36Z"), Tz::UTC), utc("2020-03-13T00:00:00Z"));
+        // Same as PostgreSQL: date_bin('5 days', '1960-01-01', '2000-01-03').
+        assert_eq!(five_days.floor(utc("1960-01-01T00:00:00Z"), Tz::UTC), utc("1959-12-29T00:00:00Z"));
+        let three = Interval::Fixed(3);
+        assert_eq!(three.floor(utc("2020-03-14T13:00:35Z"), Tz::UTC), utc("2020-03-14T13:00:33Z"));
+    }
+
+    #[test]
+    fn calendar_buckets_follow_the_zone_across_dst() {
+        let ny: Tz = "America/New_York".parse().unwrap();
+        let day = Interval::Calendar(CalendarUnit::Day);
+        // 2024-03-10 is 23 hours long in New York.
+        let b = day.floor(utc("2024-03-10T12:00:00Z"), ny);
+        assert_eq!(b, utc("2024-03-10T05:00:00Z"));
+        assert_eq!(day.next(b, ny), utc("2024-03-11T04:00:00Z"));
+        let month = Interval::Calendar(CalendarUnit::Month);
+        assert_eq!(month.floor(utc("2024-02-29T23:00:00Z"), Tz::UTC), utc("2024-02-01T00:00:00Z"));
+        assert_eq!(month.next(utc("2024-02-01T00:00:00Z"), Tz::UTC), utc("2024-03-01T00:00:00Z"));
+        let week = Interval::Calendar(CalendarUnit::Week);
+        assert_eq!(week.floor(utc("2024-03-10T12:00:00Z"), ny), utc("2024-03-04T05:00:00Z"));
+        let quarter = Interval::Calendar(CalendarUnit::Quarter);
+        assert_eq!(quarter.floor(utc("2024-08-15T00:00:00Z"), Tz::UTC), utc("2024-07-01T00:00:00Z"));
+    }
+}

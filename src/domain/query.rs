@@ -1,0 +1,232 @@
+//! The parameters of `GET /api/timeseries/` once validated: aggregation, fill, series
+//! patterns.
+
+use regex::{Regex, RegexBuilder};
+
+/// `agg_func`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AggFunc {
+    Avg,
+    Min,
+    Max,
+    Count,
+    Sum,
+    First,
+    Last,
+    Median,
+    P90,
+    P95,
+    P99,
+    Stddev,
+}
+
+impl AggFunc {
+    pub const ALL: [AggFunc; 12] = [
+        Self::Avg,
+        Self::Min,
+        Self::Max,
+        Self::Count,
+        Self::Sum,
+        Self::First,
+        Self::Last,
+        Self::Median,
+        Self::P90,
+        Self::P95,
+        Self::P99,
+        Self::Stddev,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Avg => "avg",
+            Self::Min => "min",
+            Self::Max => "max",
+            Self::Count => "count",
+            Self::Sum => "sum",
+            Self::First => "first",
+            Self::Last => "last",
+            Self::Median => "median",
+            Self::P90 => "p90",
+            Self::P95 => "p95",
+            Self::P99 => "p99",
+            Self::Stddev => "stddev",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let s = s.trim().to_ascii_lowercase();
+        Self::ALL.into_iter().find(|a| a.name() == s).ok_or_else(|| {
+            let names: Vec<&str> = Self::ALL.iter().map(|a| a.name()).collect();
+            format!(
+                "'{}' is not an aggregate function; use one of {}.",
+                s.chars().take(40).collect::<String>(),
+                names.join(", ")
+            )
+        })
+    }
+
+    /// The SQL aggregate over the numeric column `v` (ordered by `time` where needed).
+    pub fn sql(self, v: &str) -> String {
+        match self {
+            Self::Avg => format!("avg({v})"),
+            Self::Min => format!("min({v})"),
+            Self::Max => format!("max({v})"),
+            Self::Count => format!("count({v})::float8"),
+            Self::Sum => format!("sum({v})"),
+            Self::First => format!("(array_agg({v} ORDER BY time))[1]"),
+            Self::Last => format!("(array_agg({v} ORDER BY time DESC))[1]"),
+            Self::Median => format!("percentile_cont(0.5) WITHIN GROUP (ORDER BY {v})"),
+            Self::P90 => format!("percentile_cont(0.9) WITHIN GROUP (ORDER BY {v})"),
+            Self::P95 => format!("percentile_cont(0.95) WITHIN GROUP (ORDER BY {v})"),
+            Self::P99 => format!("percentile_cont(0.99) WITHIN GROUP (ORDER BY {v})"),
+            Self::Stddev => format!("stddev_samp({v})"),
+        }
+    }
+}
+
+/// `fill`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Fill {
+    None,
+    Null,
+    Zero,
+    Previous,
+    Linear,
+}
+
+impl Fill {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "none" => Ok(Self::None),
+            "null" => Ok(Self::Null),
+            "zero" => Ok(Self::Zero),
+            "previous" => Ok(Self::Previous),
+            "linear" => Ok(Self::Linear),
+            _ => Err("Use one of none, null, zero, previous, linear.".into()),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Null => "null",
+            Self::Zero => "zero",
+            Self::Previous => "previous",
+            Self::Linear => "linear",
+        }
+    }
+}
+
+/// Limits on `series` patterns.
+pub const MAX_PATTERNS: usize = 32;
+pub const MAX_PATTERN_LEN: usize = 256;
+const REGEX_SIZE_LIMIT: usize = 64 * 1024;
+
+/// The comma-separated `series` patterns, each matched against the whole series name.
+#[derive(Debug, Clone)]
+pub struct SeriesPatterns {
+    /// The patterns as given (normalised: trimmed, empty ones dropped).
+    pub source: Vec<String>,
+    compiled: Vec<Regex>,
+}
+
+impl SeriesPatterns {
+    /// Parses `a,b.*,c`. A pattern that is not a valid regular expression but is a valid
+    /// `*` glob is taken as a glob. The regex engine is linear-time and size-limited.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let source: Vec<String> = s
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(String::from)
+            .collect();
+        if source.len() > MAX_PATTERNS {
+            return Err(format!("At most {MAX_PATTERNS} patterns are accepted."));
+        }
+        let mut compiled = Vec::with_capacity(source.len());
+        for p in &source {
+            if p.chars().count() > MAX_PATTERN_LEN {
+                return Err(format!(
+                    "Pattern '{}…' is longer than {MAX_PATTERN_LEN} characters.",
+                    p.chars().take(32).collect::<String>()
+                ));
+            }
+            let build = |re: &str| {
+                RegexBuilder::new(&format!("^(?:{re})$"))
+                    .size_limit(REGEX_SIZE_LIMIT)
+                    .dfa_size_limit(REGEX_SIZE_LIMIT)
+                    .nest_limit(32)
+                    .build()
+            };
+            let re = match build(p) {
+                Ok(re) => re,
+                Err(regex_err) => {
+                    let glob = p
+                        .split('*')
+                        .map(regex::escape)
+                        .collect::<Vec<_>>()
+                        .join(".*");
+                    match (p.contains('*'), build(&glob)) {
+                        (true, Ok(re)) => re,
+                        _ => {
+                            return Err(format!(
+                                "Pattern '{p}' is neither a valid regular expression nor a * glob: {}",
+                                regex_err.to_string().lines().last().unwrap_or("invalid")
+                            ));
+                        }
+                    }
+                }
+            };
+            compiled.push(re);
+        }
+        Ok(Self { source, compiled })
+    }
+
+    /// No pattern: every series.
+    pub fn is_empty(&self) -> bool {
+        self.compiled.is_empty()
+    }
+
+    pub fn matches(&self, name: &str) -> bool {
+        self.compiled.is_empty() || self.compiled.iter().any(|re| re.is_match(name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_match_whole_names_as_regex_or_glob() {
+        let p = SeriesPatterns::parse("session.urine.*").unwrap();
+        assert!(p.matches("session.urine.color"));
+        assert!(!p.matches("session.gut_health_score"));
+        let p = SeriesPatterns::parse("session.gut_health_score, session.urine.color").unwrap();
+        assert!(p.matches("session.gut_health_score"));
+        assert!(!p.matches("xsession.gut_health_score"));
+        // Not a regex (a leading *), but a glob.
+        let p = SeriesPatterns::parse("*.color").unwrap();
+        assert!(p.matches("session.urine.color"));
+        assert!(SeriesPatterns::parse("session.(").is_err());
+        assert!(SeriesPatterns::parse("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn hostile_patterns_are_bounded() {
+        assert!(SeriesPatterns::parse(&"a".repeat(300)).is_err());
+        assert!(SeriesPatterns::parse(&vec!["a"; 40].join(",")).is_err());
+        let p = SeriesPatterns::parse("(a+)+$").unwrap();
+        let started = std::time::Instant::now();
+        assert!(!p.matches(&format!("{}b", "a".repeat(10_000))));
+        assert!(started.elapsed().as_millis() < 500);
+        assert!(SeriesPatterns::parse("(((((((((((((((((((((((((((((((((a)))))))))))))))))))))))))))))))))").is_err());
+    }
+
+    #[test]
+    fn agg_and_fill_names() {
+        assert_eq!(AggFunc::parse("P95"), Ok(AggFunc::P95));
+        assert!(AggFunc::parse("mode").unwrap_err().contains("stddev"));
+        assert_eq!(Fill::parse("linear"), Ok(Fill::Linear));
+        assert!(Fill::parse("spline").is_err());
+    }
+}
