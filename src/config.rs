@@ -185,6 +185,10 @@ pub struct Settings {
     pub shutdown_timeout: Duration,
     pub ingest_writers: usize,
     pub ingest_batch_points: usize,
+    pub max_buckets: i64,
+    pub cache_ttl: Duration,
+    pub cache_ttl_recent: Duration,
+    pub redis_timeout: Duration,
 }
 
 impl Settings {
@@ -239,6 +243,10 @@ impl Settings {
             shutdown_timeout: Duration::from_secs(env.get_positive("SHUTDOWN_TIMEOUT_SECS", 30)?),
             ingest_writers: env.get_positive("INGEST_WRITERS", 3)? as usize,
             ingest_batch_points: env.get_positive("INGEST_BATCH_POINTS", 20_000)? as usize,
+            max_buckets: env.get_positive("MAX_BUCKETS", 10_000)? as i64,
+            cache_ttl: Duration::from_secs(env.get_positive("CACHE_TTL_SECS", 3600)?),
+            cache_ttl_recent: Duration::from_secs(env.get("CACHE_TTL_RECENT_SECS", 5)?),
+            redis_timeout: Duration::from_millis(env.get_positive("REDIS_TIMEOUT_MS", 250)?),
         })
     }
 }

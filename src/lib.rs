@@ -5,6 +5,7 @@
 //! call [`db`] (all SQL). [`domain`] holds validated input types used by all of them;
 //! [`startup`] wires everything into a running [`startup::Application`].
 
+pub mod cache;
 pub mod config;
 pub mod db;
 pub mod domain;
@@ -12,4 +13,5 @@ pub mod error;
 pub mod routes;
 pub mod services;
 pub mod startup;
+pub mod stress;
 pub mod telemetry;

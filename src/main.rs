@@ -26,6 +26,8 @@ enum Command {
     Migrate,
     /// Insert the seed metric types that are missing (idempotent).
     Seed,
+    /// Load generated sessions through the HTTP API of a running server.
+    Stress(seriesd::stress::StressArgs),
 }
 
 fn main() -> ExitCode {
@@ -55,6 +57,7 @@ fn main() -> ExitCode {
             println!("migrations applied: {applied}");
         }),
         Command::Seed => seed_command(&settings),
+        Command::Stress(args) => seriesd::stress::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,6 +1,7 @@
 //! Builds the running service: pools, shared state, background jobs and the HTTP
 //! server. `main` and the integration tests use the same [`Application`].
 
+use crate::cache::Cache;
 use crate::config::Settings;
 use crate::db::{self, DbPool, maintenance, partitions::PartitionManager};
 use crate::routes;
@@ -21,17 +22,7 @@ pub struct AppState {
     pub partitions: PartitionManager,
     pub catalogue: Catalogue,
     pub ingestor: Ingestor,
-}
-
-impl AppState {
-    /// The cache backend in use, as `/health/` reports it.
-    pub fn cache_backend(&self) -> &'static str {
-        if self.settings.redis_url.is_some() {
-            "redis"
-        } else {
-            "none"
-        }
-    }
+    pub cache: Cache,
 }
 
 /// A built, bound, not yet awaited server.
@@ -82,7 +73,10 @@ impl Application {
         let port = listener.local_addr()?.port();
         let workers = settings.workers;
         let shutdown = settings.shutdown_timeout;
+        let cache = Cache::new(settings.redis_url.as_deref(), settings.redis_timeout);
+        tracing::info!(backend = cache.backend(), "query cache");
         let state = web::Data::new(AppState {
+            cache,
             settings,
             pool,
             partitions,
@@ -92,6 +86,9 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                    crate::error::ApiError::BadRequest(format!("Invalid query string: {e}")).into()
+                }))
                 .wrap(NormalizePath::new(TrailingSlash::Always))
                 .wrap(actix_web::middleware::from_fn(
                     crate::telemetry::log_request,

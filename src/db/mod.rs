@@ -5,6 +5,8 @@
 //! [`run`], which moves the work onto actix's blocking pool, keeps the tracing span and
 //! turns a pool timeout into a 503.
 
+pub mod aggregates;
+pub mod generations;
 pub mod maintenance;
 pub mod metric_types;
 pub mod partitions;

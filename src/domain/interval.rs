@@ -190,7 +190,16 @@ mod tests {
             Interval::parse("month"),
             Ok(Interval::Calendar(CalendarUnit::Month))
         );
-        for bad in ["", "0s", "5x", "fortnight", "-5m", "5", "1.5h", "99999999999s"] {
+        for bad in [
+            "",
+            "0s",
+            "5x",
+            "fortnight",
+            "-5m",
+            "5",
+            "1.5h",
+            "99999999999s",
+        ] {
             assert!(Interval::parse(bad).is_err(), "{bad}");
         }
     }
@@ -199,12 +208,24 @@ mod tests {
     fn fixed_buckets_align_on_the_origin_even_before_1970() {
         let five_days = Interval::Fixed(432_000);
         // Seed 001: TIME_BUCKET("5d") puts 2020-03-14 and 2020-03-15 in the bucket of 2020-03-13.
-        assert_eq!(five_days.floor(utc("2020-03-14T13:00:33Z"), Tz::UTC), utc("2020-03-13T00:00:00Z"));
-        assert_eq!(five_days.floor(utc("2020-03-15T13:00:36Z"), Tz::UTC), utc("2020-03-13T00:00:00Z"));
+        assert_eq!(
+            five_days.floor(utc("2020-03-14T13:00:33Z"), Tz::UTC),
+            utc("2020-03-13T00:00:00Z")
+        );
+        assert_eq!(
+            five_days.floor(utc("2020-03-15T13:00:36Z"), Tz::UTC),
+            utc("2020-03-13T00:00:00Z")
+        );
         // Same as PostgreSQL: date_bin('5 days', '1960-01-01', '2000-01-03').
-        assert_eq!(five_days.floor(utc("1960-01-01T00:00:00Z"), Tz::UTC), utc("1959-12-29T00:00:00Z"));
+        assert_eq!(
+            five_days.floor(utc("1960-01-01T00:00:00Z"), Tz::UTC),
+            utc("1959-12-29T00:00:00Z")
+        );
         let three = Interval::Fixed(3);
-        assert_eq!(three.floor(utc("2020-03-14T13:00:35Z"), Tz::UTC), utc("2020-03-14T13:00:33Z"));
+        assert_eq!(
+            three.floor(utc("2020-03-14T13:00:35Z"), Tz::UTC),
+            utc("2020-03-14T13:00:33Z")
+        );
     }
 
     #[test]
@@ -216,11 +237,23 @@ mod tests {
         assert_eq!(b, utc("2024-03-10T05:00:00Z"));
         assert_eq!(day.next(b, ny), utc("2024-03-11T04:00:00Z"));
         let month = Interval::Calendar(CalendarUnit::Month);
-        assert_eq!(month.floor(utc("2024-02-29T23:00:00Z"), Tz::UTC), utc("2024-02-01T00:00:00Z"));
-        assert_eq!(month.next(utc("2024-02-01T00:00:00Z"), Tz::UTC), utc("2024-03-01T00:00:00Z"));
+        assert_eq!(
+            month.floor(utc("2024-02-29T23:00:00Z"), Tz::UTC),
+            utc("2024-02-01T00:00:00Z")
+        );
+        assert_eq!(
+            month.next(utc("2024-02-01T00:00:00Z"), Tz::UTC),
+            utc("2024-03-01T00:00:00Z")
+        );
         let week = Interval::Calendar(CalendarUnit::Week);
-        assert_eq!(week.floor(utc("2024-03-10T12:00:00Z"), ny), utc("2024-03-04T05:00:00Z"));
+        assert_eq!(
+            week.floor(utc("2024-03-10T12:00:00Z"), ny),
+            utc("2024-03-04T05:00:00Z")
+        );
         let quarter = Interval::Calendar(CalendarUnit::Quarter);
-        assert_eq!(quarter.floor(utc("2024-08-15T00:00:00Z"), Tz::UTC), utc("2024-07-01T00:00:00Z"));
+        assert_eq!(
+            quarter.floor(utc("2024-08-15T00:00:00Z"), Tz::UTC),
+            utc("2024-07-01T00:00:00Z")
+        );
     }
 }

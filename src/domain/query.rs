@@ -55,14 +55,17 @@ impl AggFunc {
 
     pub fn parse(s: &str) -> Result<Self, String> {
         let s = s.trim().to_ascii_lowercase();
-        Self::ALL.into_iter().find(|a| a.name() == s).ok_or_else(|| {
-            let names: Vec<&str> = Self::ALL.iter().map(|a| a.name()).collect();
-            format!(
-                "'{}' is not an aggregate function; use one of {}.",
-                s.chars().take(40).collect::<String>(),
-                names.join(", ")
-            )
-        })
+        Self::ALL
+            .into_iter()
+            .find(|a| a.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Self::ALL.iter().map(|a| a.name()).collect();
+                format!(
+                    "'{}' is not an aggregate function; use one of {}.",
+                    s.chars().take(40).collect::<String>(),
+                    names.join(", ")
+                )
+            })
     }
 
     /// The SQL aggregate over the numeric column `v` (ordered by `time` where needed).
@@ -219,7 +222,12 @@ mod tests {
         let started = std::time::Instant::now();
         assert!(!p.matches(&format!("{}b", "a".repeat(10_000))));
         assert!(started.elapsed().as_millis() < 500);
-        assert!(SeriesPatterns::parse("(((((((((((((((((((((((((((((((((a)))))))))))))))))))))))))))))))))").is_err());
+        assert!(
+            SeriesPatterns::parse(
+                "(((((((((((((((((((((((((((((((((a)))))))))))))))))))))))))))))))))"
+            )
+            .is_err()
+        );
     }
 
     #[test]

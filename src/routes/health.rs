@@ -22,7 +22,10 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     .await
     .map_err(|e| e.to_string())
     .and_then(|r| r);
-    let cache = state.cache_backend();
+    let cache = json!({
+        "backend": state.cache.backend(),
+        "reachable": state.cache.reachable().await,
+    });
     match probe {
         Ok(storage) => HttpResponse::Ok().json(json!({
             "status": "ok",

@@ -5,6 +5,7 @@
 
 pub mod health;
 pub mod sessions;
+pub mod timeseries;
 
 use crate::error::ApiError;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -27,6 +28,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::resource("/api/sessions/bulk/")
             .name("sessions-bulk")
             .route(web::post().to(sessions::bulk))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/api/timeseries/")
+            .name("timeseries")
+            .route(web::get().to(timeseries::timeseries))
             .default_service(web::to(method_not_allowed)),
     );
 }

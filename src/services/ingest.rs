@@ -8,7 +8,7 @@
 //! flush, and no request is acknowledged before its points are durable.
 
 use crate::db::points::{self, PointKey, PointRow};
-use crate::db::{self, DbPool, partitions::PartitionManager, sessions};
+use crate::db::{self, DbPool, generations, partitions::PartitionManager, sessions};
 use crate::domain::timestamp;
 use crate::error::ApiError;
 use crate::services::catalogue::Snapshot;
@@ -558,6 +558,8 @@ fn batch_transaction(
         }
     }
     let counts = points::upsert(conn, latest.into_values())?;
+    let users: Vec<Uuid> = accepted.iter().map(|&i| writes[i].user_id).collect();
+    generations::bump(conn, &users)?;
     for &i in &accepted {
         let w = &writes[i];
         let job = i as i32;

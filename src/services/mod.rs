@@ -2,4 +2,5 @@
 
 pub mod catalogue;
 pub mod ingest;
+pub mod query;
 pub mod seed;

@@ -1,0 +1,166 @@
+//! Bucketed aggregates over `points`, using only what ingest extracted (`num`, `fields`,
+//! `field_values`): no JSON is parsed at query time.
+
+use crate::domain::interval::Interval;
+use crate::domain::query::AggFunc;
+use chrono::{DateTime, Utc};
+use diesel::pg::{Pg, PgConnection};
+use diesel::prelude::*;
+use diesel::query_builder::BoxedSqlQuery;
+use diesel::query_builder::SqlQuery;
+use diesel::sql_types::{Array, Double, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use uuid::Uuid;
+
+/// What to aggregate: one user's points of some series in a time range.
+#[derive(Debug, Clone)]
+pub struct Selection {
+    pub user_id: Uuid,
+    pub session_id: Option<Uuid>,
+    pub series_ids: Vec<i32>,
+    /// Inclusive.
+    pub start: DateTime<Utc>,
+    /// Inclusive.
+    pub end: DateTime<Utc>,
+    pub interval: Interval,
+    /// An IANA zone name (already validated).
+    pub tz: String,
+}
+
+impl Selection {
+    /// The bucket expression over `{p}time`; the zone is bound as `$5`.
+    fn bucket_sql(&self, p: &str) -> String {
+        match self.interval {
+            Interval::Fixed(w) => format!(
+                "date_bin('{w} seconds'::interval, {p}time, '2000-01-03T00:00:00Z'::timestamptz)"
+            ),
+            Interval::Calendar(unit) => format!("date_trunc('{}', {p}time, $5)", unit.sql_field()),
+        }
+    }
+
+    /// The filter on `points` (columns prefixed by `p`), with `$1`..`$6` bound by
+    /// [`Selection::bind`].
+    fn where_sql(&self, p: &str) -> String {
+        let mut sql =
+            format!("{p}user_id = $1 AND {p}series_id = ANY($2) AND {p}time BETWEEN $3 AND $4");
+        if self.session_id.is_some() {
+            sql.push_str(&format!(" AND {p}session_id = $6"));
+        }
+        sql
+    }
+
+    fn bind(&self, sql: String) -> BoxedSqlQuery<'static, Pg, SqlQuery> {
+        let q = diesel::sql_query(sql)
+            .into_boxed::<Pg>()
+            .bind::<SqlUuid, _>(self.user_id)
+            .bind::<Array<Integer>, _>(self.series_ids.clone())
+            .bind::<Timestamptz, _>(self.start)
+            .bind::<Timestamptz, _>(self.end)
+            .bind::<Text, _>(self.tz.clone());
+        match self.session_id {
+            Some(s) => q.bind::<SqlUuid, _>(s),
+            None => q,
+        }
+    }
+}
+
+/// One aggregated number.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct NumRow {
+    #[diesel(sql_type = Integer)]
+    pub series_id: i32,
+    #[diesel(sql_type = Timestamptz)]
+    pub bucket: DateTime<Utc>,
+    #[diesel(sql_type = Nullable<Double>)]
+    pub v: Option<f64>,
+}
+
+/// One aggregated field of an object value.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct FieldRow {
+    #[diesel(sql_type = Integer)]
+    pub series_id: i32,
+    #[diesel(sql_type = Timestamptz)]
+    pub bucket: DateTime<Utc>,
+    #[diesel(sql_type = Text)]
+    pub field: String,
+    #[diesel(sql_type = Nullable<Double>)]
+    pub v: Option<f64>,
+}
+
+/// The first or last JSON value of a bucket.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct JsonRow {
+    #[diesel(sql_type = Integer)]
+    pub series_id: i32,
+    #[diesel(sql_type = Timestamptz)]
+    pub bucket: DateTime<Utc>,
+    #[diesel(sql_type = Text)]
+    pub value: String,
+}
+
+/// Aggregates the main number (`num`) of each point.
+pub fn scalar(conn: &mut PgConnection, sel: &Selection, agg: AggFunc) -> QueryResult<Vec<NumRow>> {
+    let sql = format!(
+        "SELECT series_id, {bucket} AS bucket, {agg} AS v
+         FROM points WHERE {filter} AND num IS NOT NULL
+         GROUP BY 1, 2 ORDER BY 1, 2",
+        bucket = sel.bucket_sql(""),
+        agg = agg.sql("num"),
+        filter = sel.where_sql(""),
+    );
+    sel.bind(sql).load(conn)
+}
+
+/// Aggregates every numeric field of object values (the main number as field `value`).
+pub fn fields(
+    conn: &mut PgConnection,
+    sel: &Selection,
+    agg: AggFunc,
+) -> QueryResult<Vec<FieldRow>> {
+    let sql = format!(
+        "SELECT series_id, bucket, field, {agg} AS v FROM (
+            SELECT p.series_id, {bucket} AS bucket, p.time, f.field, f.fv
+            FROM points p
+            CROSS JOIN LATERAL unnest(
+                CASE WHEN p.num IS NULL THEN p.fields
+                     ELSE array_prepend('value'::text, coalesce(p.fields, '{{}}')) END,
+                CASE WHEN p.num IS NULL THEN p.field_values
+                     ELSE array_prepend(p.num, coalesce(p.field_values, '{{}}')) END
+            ) AS f(field, fv)
+            WHERE {filter}
+         ) x
+         GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+        bucket = sel.bucket_sql("p."),
+        agg = agg.sql("fv"),
+        filter = sel.where_sql("p."),
+    );
+    sel.bind(sql).load(conn)
+}
+
+/// Counts points per bucket (any value).
+pub fn count(conn: &mut PgConnection, sel: &Selection) -> QueryResult<Vec<NumRow>> {
+    let sql = format!(
+        "SELECT series_id, {bucket} AS bucket, count(*)::float8 AS v
+         FROM points WHERE {filter} GROUP BY 1, 2 ORDER BY 1, 2",
+        bucket = sel.bucket_sql(""),
+        filter = sel.where_sql(""),
+    );
+    sel.bind(sql).load(conn)
+}
+
+/// The first (or last) value of each bucket, as the JSON text stored.
+pub fn first_or_last(
+    conn: &mut PgConnection,
+    sel: &Selection,
+    last: bool,
+) -> QueryResult<Vec<JsonRow>> {
+    let sql = format!(
+        "SELECT DISTINCT ON (series_id, bucket) series_id, bucket, value::text AS value
+         FROM (SELECT series_id, {bucket} AS bucket, time, value FROM points WHERE {filter}) x
+         ORDER BY series_id, bucket, time {dir}",
+        bucket = sel.bucket_sql(""),
+        filter = sel.where_sql(""),
+        dir = if last { "DESC" } else { "ASC" },
+    );
+    sel.bind(sql).load(conn)
+}
