@@ -168,10 +168,13 @@ impl RedisCache {
     }
 }
 
+/// An entry: when it expires, and the body.
+type Entry = (Instant, Arc<Vec<u8>>);
+
 /// A bounded in-process cache with expiry.
 #[derive(Clone, Default)]
 pub struct MemoryCache {
-    entries: Arc<Mutex<HashMap<String, (Instant, Arc<Vec<u8>>)>>>,
+    entries: Arc<Mutex<HashMap<String, Entry>>>,
 }
 
 impl MemoryCache {

@@ -46,7 +46,10 @@ fn migrate_creates_the_database_and_is_idempotent() {
         String::from_utf8_lossy(&out.stderr)
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("migrations applied: ") && !stdout.contains("applied: 0"), "{stdout}");
+    assert!(
+        stdout.contains("migrations applied: ") && !stdout.contains("applied: 0"),
+        "{stdout}"
+    );
     let mut conn = PgConnection::establish(url.as_str()).unwrap();
     let first = schema_of(&mut conn);
     for table in ["metric_types", "sessions", "points", "catalogue_version"] {
