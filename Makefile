@@ -3,7 +3,7 @@
 CARGO ?= cargo
 BIN := ./target/release/seriesd
 
-.PHONY: run build init migrate seed test fmt lint bench bench-ingest clean-test-dbs
+.PHONY: run build init migrate seed test fmt lint bench bench-ingest bench-query
 
 run: build ## build, migrate, seed, serve
 	$(BIN) migrate
@@ -33,7 +33,10 @@ lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
-bench: bench-ingest
+bench: bench-ingest bench-query ## the whole suite; rewrites BENCHMARKS.md
 
 bench-ingest: build ## ingest benchmark; rewrites its section of BENCHMARKS.md
 	bash benches/ingest.sh
+
+bench-query: build ## query benchmark on 10 M points; rewrites its section of BENCHMARKS.md
+	bash benches/query.sh

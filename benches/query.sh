@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# Query benchmark (`make bench-query`, after `cargo build --release`).
+#
+# Data: the seed's stress scenario scaled up, 40 users x 250,000 points (each user 25,000
+# sessions x 10 points over two years), loaded once through the HTTP API by
+# `seriesd stress` into the database seriesd_bench_query, which is kept between runs
+# (BENCH_RELOAD=1 reloads it). Then, against the release server, for each query shape:
+# the plain SQL over raw points timed with pgbench (the limit), and through HTTP uncached
+# and cached p50/p99 over BENCH_N requests, and throughput at concurrency 16. Rewrites
+# the `## Query` section of BENCHMARKS.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+BIN=$ROOT/target/release/seriesd
+PG_URL=${BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432}
+DB=${BENCH_QUERY_DB:-seriesd_bench_query}
+N=${BENCH_N:-300}
+USERS=40
+SESSIONS=25000
+BASE=c0000000-0000-4000-8000-000000000000
+USER=c0000000-0000-4000-8000-000000000007
+PORT=${BENCH_PORT:-18090}
+WORK=$(mktemp -d -t bench-query.XXXXXX)
+SERVER_PID=
+cleanup() {
+    [[ -n $SERVER_PID ]] && kill -TERM "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+[[ -x $BIN ]] || { echo "missing $BIN: run cargo build --release" >&2; exit 1; }
+
+export DATABASE_URL="$PG_URL/$DB" LISTEN_ADDR="127.0.0.1:$PORT" RUST_LOG=warn REDIS_PREFIX="seriesd-bench-$$"
+if [[ ${BENCH_RELOAD:-0} == 1 ]]; then psql "$PG_URL/postgres" -qAtc "DROP DATABASE IF EXISTS $DB WITH (FORCE)"; fi
+"$BIN" migrate >/dev/null
+"$BIN" seed >/dev/null
+"$BIN" serve >"$WORK/server.log" 2>&1 &
+SERVER_PID=$!
+for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$PORT/health/" >/dev/null && break; sleep 0.2; done
+curl -fs "http://127.0.0.1:$PORT/health/" >/dev/null || { cat "$WORK/server.log"; exit 1; }
+
+have=$(psql "$DATABASE_URL" -qAtc "SELECT count(*) FROM points WHERE user_id = '$USER'")
+if (( have < 250000 )); then
+    echo "loading 10 M points through the HTTP API (seriesd stress) ..." >&2
+    "$BIN" stress --url "http://127.0.0.1:$PORT" --users $USERS --sessions $SESSIONS --points 10 \
+        --concurrency 32 --user-ids-from $BASE --seed 7 >"$WORK/load.json"
+    cat "$WORK/load.json" >&2
+fi
+psql "$DATABASE_URL" -qAtc "VACUUM ANALYZE points" >/dev/null
+total=$(psql "$DATABASE_URL" -qAtc "SELECT count(*) FROM points")
+user_points=$(psql "$DATABASE_URL" -qAtc "SELECT count(*) FROM points WHERE user_id = '$USER'")
+
+END=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+START2Y=$(date -u -d '730 days ago' +%Y-%m-%dT%H:%M:%SZ)
+START90=$(date -u -d '90 days ago' +%Y-%m-%dT%H:%M:%SZ)
+GUT=$(psql "$DATABASE_URL" -qAtc "SELECT id FROM metric_types WHERE series = 'session.gut_health_score'")
+ALL=$(psql "$DATABASE_URL" -qAtc "SELECT string_agg(id::text, ',') FROM metric_types WHERE series LIKE 'session.%'")
+COLOR=$(psql "$DATABASE_URL" -qAtc "SELECT id FROM metric_types WHERE series = 'session.urine.color'")
+SCALARS=$(psql "$DATABASE_URL" -qAtc "SELECT string_agg(id::text, ',') FROM metric_types WHERE series IN ('session.gut_health_score','session.urine.night_count')")
+EXAMPLE=$(psql "$DATABASE_URL" -qAtc "SELECT id FROM metric_types WHERE series = 'session.example.series'")
+W="user_id = '$USER' AND time BETWEEN '$START2Y' AND '$END'"
+
+# name | HTTP query | plain SQL (the same aggregate over raw points)
+cat >"$WORK/cases" <<CASES
+month avg, one series|series=session.gut_health_score&interval=month&start_time=$START2Y&end_time=$END|SELECT date_trunc('month', time, 'UTC') b, avg(num) FROM points WHERE $W AND series_id = $GUT GROUP BY 1 ORDER BY 1;
+month avg, series=session.*|series=session.*&interval=month&start_time=$START2Y&end_time=$END|SELECT series_id, date_trunc('month', time, 'UTC') b, avg(num) FROM points WHERE $W AND series_id IN ($SCALARS) GROUP BY 1, 2 ORDER BY 1, 2; SELECT date_trunc('month', p.time, 'UTC') b, f.n, avg(f.v) FROM points p, unnest(p.fields, p.field_values) f(n, v) WHERE p.user_id = '$USER' AND p.time BETWEEN '$START2Y' AND '$END' AND p.series_id = $COLOR GROUP BY 1, 2 ORDER BY 1, 2; SELECT DISTINCT ON (b) date_trunc('month', time, 'UTC') b, value::text FROM points WHERE $W AND series_id = $EXAMPLE ORDER BY b, time;
+day avg over 90 days|series=session.gut_health_score&interval=day&start_time=$START90&end_time=$END|SELECT date_trunc('day', time, 'UTC') b, avg(num) FROM points WHERE user_id = '$USER' AND time BETWEEN '$START90' AND '$END' AND series_id = $GUT GROUP BY 1 ORDER BY 1;
+week median|series=session.gut_health_score&interval=week&agg_func=median&start_time=$START2Y&end_time=$END|SELECT date_trunc('week', time, 'UTC') b, percentile_cont(0.5) WITHIN GROUP (ORDER BY num) FROM points WHERE $W AND series_id = $GUT GROUP BY 1 ORDER BY 1;
+CASES
+
+sql_ms() { # plain SQL latency over pgbench (one client, N runs): p50 and p99 in ms
+    printf '%s\n' "$1" >"$WORK/q.sql"
+    (cd "$WORK" && rm -f pgbench_log.* && pgbench -n -q -c 1 -t "$N" -f q.sql -l "$DATABASE_URL" -O 0 >/dev/null 2>&1 || \
+        pgbench -n -c 1 -t "$N" -f q.sql -l "$DATABASE_URL" >/dev/null)
+    awk '{print $3/1000}' "$WORK"/pgbench_log.* | sort -n | awk '{a[NR]=$1} END {printf "%.2f %.2f", a[int(NR*0.5)+1], a[int(NR*0.99)+1]}'
+}
+
+JIT_MS=$(psql "$DATABASE_URL" -qAt -c "SET jit = on" -c "SET jit_above_cost = 100000" \
+    -c "EXPLAIN (ANALYZE, FORMAT JSON) SELECT date_trunc('day', time, 'UTC') b, avg(num) FROM points WHERE $W AND series_id = $GUT GROUP BY 1" \
+    | python3 -c 'import json,sys; d=json.load(sys.stdin)[0]; j=d.get("JIT",{}).get("Timing",{}); print(round(j.get("Total",0),1), round(d["Execution Time"],1))')
+
+rows=()
+while IFS='|' read -r name params sql; do
+    read -r sql_p50 sql_p99 < <(sql_ms "$sql")
+    path="/api/timeseries/?user_id=$USER&$params"
+    un=$(python3 benches/query_load.py 127.0.0.1 "$PORT" "$path" "$N" 1 uncached)
+    ca=$(python3 benches/query_load.py 127.0.0.1 "$PORT" "$path" "$N" 1 cached)
+    th=$(python3 benches/query_load.py 127.0.0.1 "$PORT" "$path" "$((N * 4))" 16 uncached)
+    rows+=("$name|$sql_p50|$sql_p99|$un|$ca|$th")
+    echo "$name: sql p50 $sql_p50 ms; uncached $un; cached $ca; c16 $th" >&2
+done <"$WORK/cases"
+RSS=$(awk '/VmHWM/ {print int($2/1024)}' "/proc/$SERVER_PID/status")
+
+python3 - "$ROOT/BENCHMARKS.md" "$total" "$user_points" "$RSS" "$JIT_MS" "$N" "${rows[@]}" <<'PY'
+import json, os, re, subprocess, sys, datetime
+path, total, user_points, rss, jit, n, *rows = sys.argv[1:]
+sh = lambda c: subprocess.run(c, shell=True, capture_output=True, text=True).stdout.strip()
+commit = sh("git rev-parse --short HEAD")
+pg = sh("psql -qAtc 'SHOW server_version' postgres://postgres@127.0.0.1:5432/postgres")
+mem = sh("free -g | awk '/Mem:/ {print $2}'")
+jit_total, jit_exec = jit.split()
+out = [
+    "## Query", "",
+    f"- Date: {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC, commit `{commit}`",
+    f"- Machine: {os.cpu_count()} cores, {mem} GiB, Linux {os.uname().release}, PostgreSQL {pg} (native partitions), server and PostgreSQL local",
+    "- Command: `make bench-query` (benches/query.sh)",
+    f"- Data: {int(total):,} points (40 users x 250,000, loaded through HTTP by `seriesd stress`); the queried user holds {int(user_points):,}",
+    f"- {n} requests per figure at concurrency 1 (throughput: {int(n)*4} at concurrency 16). Uncached requests each carry a distinct end_time (a distinct cache key) and were all MISS; cached ones all HIT.",
+    "- Plain SQL: the same aggregate over raw points, run by pgbench (one client, p50 of its per-transaction latencies).",
+    "",
+    "| query | plain SQL p50 / p99 ms | HTTP uncached p50 / p99 ms | uncached / SQL | HTTP cached p50 / p99 ms | uncached req/s at c16 | errors |",
+    "|---|---|---|---|---|---|---|",
+]
+for r in rows:
+    name, sp50, sp99, un, ca, th = r.split("|")
+    un, ca, th = json.loads(un), json.loads(ca), json.loads(th)
+    ratio = un["p50_ms"] / float(sp50) if float(sp50) > 0 else float("nan")
+    errs = un["errors"] + ca["errors"] + th["errors"]
+    out.append(f"| {name} | {sp50} / {sp99} | {un['p50_ms']} / {un['p99_ms']} | {ratio:.2f} | {ca['p50_ms']} / {ca['p99_ms']} | {th['rps']} | {errs} |")
+out += [
+    "",
+    f"Targets (issue 3/8): uncached p50 <= 1.25 x plain SQL; cached p50 <= 2 ms; zero errors. Server peak RSS during the run: {rss} MB.",
+    "",
+    f"JIT: the day-level aggregate over two years with `jit = on` (jit_above_cost 100000) spent {jit_total} ms in JIT of {jit_exec} ms execution; the service runs with `jit = off` (`DB_JIT`).",
+    "",
+]
+text = open(path).read() if os.path.exists(path) else "# Benchmarks\n\n"
+section = "\n".join(out)
+if re.search(r"^## Query$", text, re.M):
+    text = re.sub(r"^## Query$.*?(?=^## |\Z)", section + "\n", text, flags=re.M | re.S)
+else:
+    text = text.rstrip("\n") + "\n\n" + section + "\n"
+open(path, "w").write(text)
+PY
+echo "BENCHMARKS.md: Query section rewritten" >&2

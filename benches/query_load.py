@@ -1,0 +1,77 @@
+#!/usr/bin/env python3
+"""Query load for `make bench-query`: latency percentiles and throughput over HTTP.
+
+usage: query_load.py HOST PORT PATH N CONCURRENCY MODE
+  MODE uncached: each request shifts end_time by a microsecond, so no two share a cache
+                 key (every answer must be X-Cache: MISS); cached: the same URL, warmed
+                 first (every answer must be a HIT).
+Prints one JSON object: p50_ms, p99_ms, mean_ms, rps, errors, requests.
+"""
+import http.client
+import json
+import sys
+import threading
+import time
+import urllib.parse
+
+
+def main():
+    host, port, path, n, conc, mode = sys.argv[1:7]
+    port, n, conc = int(port), int(n), int(conc)
+    base, _, query = path.partition("?")
+    params = urllib.parse.parse_qsl(query)
+    end = next(v for k, v in params if k == "end_time")
+
+    def url(i):
+        if mode == "cached":
+            return path
+        # end_time + i microseconds: a distinct cache key, the same answer.
+        shifted = end.replace("Z", "") + ".%06dZ" % (i % 1_000_000)
+        q = [(k, shifted if k == "end_time" else v) for k, v in params]
+        return base + "?" + urllib.parse.urlencode(q)
+
+    expect = "HIT" if mode == "cached" else "MISS"
+    if mode == "cached":
+        c = http.client.HTTPConnection(host, port)
+        c.request("GET", path)
+        c.getresponse().read()
+    latencies, errors, lock = [], [], threading.Lock()
+    counter = iter(range(n))
+
+    def worker():
+        conn = http.client.HTTPConnection(host, port, timeout=60)
+        while True:
+            with lock:
+                i = next(counter, None)
+            if i is None:
+                return
+            t0 = time.perf_counter()
+            conn.request("GET", url(i))
+            resp = conn.getresponse()
+            body = resp.read()
+            dt = time.perf_counter() - t0
+            with lock:
+                latencies.append(dt)
+                if resp.status != 200 or resp.getheader("X-Cache") != expect:
+                    errors.append((resp.status, resp.getheader("X-Cache"), body[:200]))
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=worker) for _ in range(conc)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    pct = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000
+    if errors:
+        print("errors:", errors[:3], file=sys.stderr)
+    print(json.dumps({
+        "requests": len(latencies), "errors": len(errors),
+        "p50_ms": round(pct(0.50), 2), "p99_ms": round(pct(0.99), 2),
+        "mean_ms": round(sum(latencies) / len(latencies) * 1000, 2),
+        "rps": round(len(latencies) / elapsed, 1),
+    }))
+
+
+main()
