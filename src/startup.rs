@@ -4,6 +4,7 @@
 use crate::cache::Cache;
 use crate::config::Settings;
 use crate::db::{self, DbPool, maintenance, partitions::PartitionManager};
+use crate::jobs::{self, Job, JobStats};
 use crate::routes;
 use crate::services::catalogue::Catalogue;
 use crate::services::ingest::Ingestor;
@@ -11,6 +12,7 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::{NormalizePath, TrailingSlash};
 use actix_web::{App, HttpServer, web};
 use std::net::TcpListener;
+use std::sync::Arc;
 use std::time::Duration;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -137,25 +139,25 @@ fn spawn_background_jobs(
             }
         }
     });
-    let (p, parts) = (pool.clone(), partitions.clone());
-    let ahead = settings.partition_premake_weeks;
-    actix_web::rt::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(3600));
-        loop {
-            tick.tick().await;
-            let parts = parts.clone();
-            let r = db::run(&p, move |conn| {
-                let now = chrono::Utc::now();
-                let first = crate::db::partitions::week_of(now);
-                let weeks = (first..=first + i64::from(ahead)).collect();
-                Ok(parts.ensure_weeks(conn, &weeks)?)
-            })
-            .await;
-            match r {
-                Ok(created) if created > 0 => tracing::info!(created, "partitions made ahead"),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "partition pre-make failed; will retry"),
-            }
-        }
-    });
+    let parts = partitions.clone();
+    let ahead = i64::from(settings.partition_premake_weeks);
+    jobs::spawn(
+        pool.clone(),
+        Job {
+            name: "partition-premake",
+            lock_key: 7_236_101,
+            period: Duration::from_secs(3600),
+            run: Arc::new(move |conn| {
+                let first = crate::db::partitions::week_of(chrono::Utc::now());
+                let weeks = (first..=first + ahead).collect();
+                let created = parts.ensure_weeks(conn, &weeks)?;
+                Ok(if created > 0 {
+                    format!("{created} weekly partitions made ahead")
+                } else {
+                    String::new()
+                })
+            }),
+        },
+        Arc::new(JobStats::default()),
+    );
 }

@@ -132,6 +132,14 @@ pub struct JobCount {
     pub n: i64,
 }
 
+#[derive(QueryableByName)]
+struct SessionCount {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    session_id: Uuid,
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
 /// What the upsert did, per job.
 #[derive(Debug, Default)]
 pub struct UpsertCounts {
@@ -151,10 +159,16 @@ where
     let mut total = 0usize;
     let mut first: Option<DateTime<Utc>> = None;
     let mut last: Option<DateTime<Utc>> = None;
-    let rows = rows.into_iter().inspect(|(_, r)| {
+    // The job of each session; `None` once two jobs of the batch share a session.
+    let mut job_of_session: HashMap<Uuid, Option<i32>> = HashMap::new();
+    let rows = rows.into_iter().inspect(|(job, r)| {
         total += 1;
         first = Some(first.map_or(r.time, |f| f.min(r.time)));
         last = Some(last.map_or(r.time, |l| l.max(r.time)));
+        let entry = job_of_session.entry(r.session_id).or_insert(Some(*job));
+        if *entry != Some(*job) {
+            *entry = None;
+        }
     });
     let data = encode_copy_text(rows);
     let (Some(first), Some(last)) = (first, last) else {
@@ -169,23 +183,43 @@ where
         .execute(conn)?;
     // PostgreSQL cannot tell inserted from updated rows of a partitioned table in one
     // statement (no xmax there), so: insert the new keys, then update the changed ones.
-    let inserted: Vec<JobCount> = diesel::sql_query(
-        "WITH ins AS (
-            INSERT INTO points
+    // Rows need no particular order: writers of one key hold its session's lock.
+    const INSERT: &str = "INSERT INTO points
                 (user_id, series_id, time, session_id, num, fields, field_values, value)
             SELECT user_id, series_id, time, session_id, num, fields, field_values, value
             FROM points_staging
-            ORDER BY user_id, series_id, time, session_id
-            ON CONFLICT (user_id, series_id, time, session_id) DO NOTHING
-            RETURNING user_id, series_id, time, session_id
-         )
-         SELECT s.job, count(*) AS n
-         FROM ins JOIN points_staging s USING (user_id, series_id, time, session_id)
-         GROUP BY s.job",
-    )
-    .load(conn)?;
+            ON CONFLICT (user_id, series_id, time, session_id) DO NOTHING";
+    let inserted: Vec<JobCount> = if job_of_session.values().all(Option::is_some) {
+        // Each session belongs to one job: count per session, no join back to staging.
+        let per_session: Vec<SessionCount> = diesel::sql_query(format!(
+            "WITH ins AS ({INSERT} RETURNING session_id)
+             SELECT session_id, count(*) AS n FROM ins GROUP BY session_id"
+        ))
+        .load(conn)?;
+        per_session
+            .into_iter()
+            .filter_map(|c| {
+                job_of_session
+                    .get(&c.session_id)
+                    .copied()
+                    .flatten()
+                    .map(|job| JobCount { job, n: c.n })
+            })
+            .collect()
+    } else {
+        diesel::sql_query(format!(
+            "WITH ins AS ({INSERT} RETURNING user_id, series_id, time, session_id)
+             SELECT s.job, count(*) AS n
+             FROM ins JOIN points_staging s USING (user_id, series_id, time, session_id)
+             GROUP BY s.job"
+        ))
+        .load(conn)?
+    };
     let mut counts = UpsertCounts {
-        inserted: inserted.iter().map(|c| (c.job, c.n as usize)).collect(),
+        inserted: inserted.iter().fold(HashMap::new(), |mut m, c| {
+            *m.entry(c.job).or_default() += c.n as usize;
+            m
+        }),
         ..UpsertCounts::default()
     };
     if counts.inserted.values().sum::<usize>() == total {

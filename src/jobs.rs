@@ -1,0 +1,89 @@
+//! Background jobs. Each job runs on a period under a PostgreSQL advisory lock, so that
+//! of several replicas on one database only one runs it at a time (seed 000's named
+//! lock). A failing job logs, backs off (doubling, up to its period) and runs again; it
+//! never takes the server down.
+
+use crate::db::{self, DbPool};
+use crate::error::ApiError;
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Bool};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// What a job does in one run; returns a short summary for the log (empty: nothing done).
+pub type JobFn = Arc<dyn Fn(&mut PgConnection) -> Result<String, ApiError> + Send + Sync>;
+
+/// A periodic job.
+#[derive(Clone)]
+pub struct Job {
+    pub name: &'static str,
+    /// The advisory-lock key naming this job across replicas.
+    pub lock_key: i64,
+    pub period: Duration,
+    pub run: JobFn,
+}
+
+/// Runs and failures per job, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct JobStats {
+    pub runs: AtomicU64,
+    pub failures: AtomicU64,
+    /// Runs skipped because another process held the job's lock.
+    pub skipped: AtomicU64,
+}
+
+#[derive(QueryableByName)]
+struct Locked {
+    #[diesel(sql_type = Bool)]
+    locked: bool,
+}
+
+/// Runs `job` once if its lock is free: `Ok(None)` when another process holds it.
+pub fn run_once(conn: &mut PgConnection, job: &Job) -> Result<Option<String>, ApiError> {
+    let locked = diesel::sql_query("SELECT pg_try_advisory_lock($1) AS locked")
+        .bind::<BigInt, _>(job.lock_key)
+        .get_result::<Locked>(conn)?
+        .locked;
+    if !locked {
+        return Ok(None);
+    }
+    let result = (job.run)(conn);
+    let unlocked = diesel::sql_query("SELECT pg_advisory_unlock($1) AS locked")
+        .bind::<BigInt, _>(job.lock_key)
+        .get_result::<Locked>(conn);
+    if let Err(e) = unlocked {
+        tracing::warn!(job = job.name, error = %e, "could not release the job lock");
+    }
+    result.map(Some)
+}
+
+/// Spawns the job's loop on the current runtime.
+pub fn spawn(pool: DbPool, job: Job, stats: Arc<JobStats>) {
+    actix_web::rt::spawn(async move {
+        let mut delay = Duration::ZERO;
+        loop {
+            tokio::time::sleep(delay).await;
+            let j = job.clone();
+            match db::run(&pool, move |conn| run_once(conn, &j)).await {
+                Ok(Some(summary)) => {
+                    stats.runs.fetch_add(1, Ordering::Relaxed);
+                    if !summary.is_empty() {
+                        tracing::info!(job = job.name, %summary, "job ran");
+                    }
+                    delay = job.period;
+                }
+                Ok(None) => {
+                    stats.skipped.fetch_add(1, Ordering::Relaxed);
+                    delay = job.period;
+                }
+                Err(e) => {
+                    stats.failures.fetch_add(1, Ordering::Relaxed);
+                    delay = (delay * 2).clamp(Duration::from_secs(1), job.period);
+                    tracing::warn!(job = job.name, error = %e, retry_in = ?delay, "job failed; will retry");
+                }
+            }
+        }
+    });
+}
