@@ -57,3 +57,113 @@ pub fn version(conn: &mut PgConnection) -> QueryResult<i64> {
         .get_result::<VersionRow>(conn)
         .map(|r| r.version)
 }
+
+/// The number of metric types.
+pub fn count(conn: &mut PgConnection) -> QueryResult<i64> {
+    metric_types::table.count().get_result(conn)
+}
+
+/// One page of metric types, ordered by series name.
+pub fn page(conn: &mut PgConnection, limit: i64, offset: i64) -> QueryResult<Vec<MetricTypeRow>> {
+    metric_types::table
+        .select(MetricTypeRow::as_select())
+        .order(metric_types::series.asc())
+        .limit(limit)
+        .offset(offset)
+        .load(conn)
+}
+
+/// The metric type named `series`, if any.
+pub fn get(conn: &mut PgConnection, series: &str) -> QueryResult<Option<MetricTypeRow>> {
+    metric_types::table
+        .filter(metric_types::series.eq(series))
+        .select(MetricTypeRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Locks the row of `series` until the end of the transaction; `None` if it does not exist.
+pub fn lock(conn: &mut PgConnection, series: &str) -> QueryResult<Option<MetricTypeRow>> {
+    metric_types::table
+        .filter(metric_types::series.eq(series))
+        .select(MetricTypeRow::as_select())
+        .for_update()
+        .first(conn)
+        .optional()
+}
+
+/// Inserts a new type; `None` when the series name is taken.
+pub fn insert(
+    conn: &mut PgConnection,
+    new: &NewMetricType<'_>,
+) -> QueryResult<Option<MetricTypeRow>> {
+    diesel::insert_into(metric_types::table)
+        .values(new)
+        .on_conflict(metric_types::series)
+        .do_nothing()
+        .returning(MetricTypeRow::as_returning())
+        .get_result(conn)
+        .optional()
+}
+
+/// Creates the type or replaces its schema, description and kind (keeping its id, so
+/// its points stay attached). Returns the row and whether it was created.
+pub fn upsert(
+    conn: &mut PgConnection,
+    new: &NewMetricType<'_>,
+) -> QueryResult<(MetricTypeRow, bool)> {
+    use diesel::upsert::excluded;
+    diesel::insert_into(metric_types::table)
+        .values(new)
+        .on_conflict(metric_types::series)
+        .do_update()
+        .set((
+            metric_types::schema.eq(excluded(metric_types::schema)),
+            metric_types::description.eq(excluded(metric_types::description)),
+            metric_types::kind.eq(excluded(metric_types::kind)),
+            metric_types::updated_at.eq(diesel::dsl::now),
+        ))
+        // `xmax = 0` holds for a row this statement inserted, not for one it updated.
+        .returning((
+            MetricTypeRow::as_returning(),
+            diesel::dsl::sql::<diesel::sql_types::Bool>("(xmax = 0)"),
+        ))
+        .get_result(conn)
+}
+
+/// Deletes the type's row (not its points).
+pub fn delete(conn: &mut PgConnection, id: i32) -> QueryResult<usize> {
+    diesel::delete(metric_types::table.filter(metric_types::id.eq(id))).execute(conn)
+}
+
+#[derive(QueryableByName)]
+struct ExistsRow {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    found: bool,
+}
+
+/// Whether any point of the series is stored. No index leads with `series_id`, so when
+/// there is none this reads the whole table: fine for a rare admin operation.
+pub fn has_points(conn: &mut PgConnection, id: i32) -> QueryResult<bool> {
+    diesel::sql_query("SELECT EXISTS (SELECT 1 FROM points WHERE series_id = $1) AS found")
+        .bind::<diesel::sql_types::Integer, _>(id)
+        .get_result::<ExistsRow>(conn)
+        .map(|r| r.found)
+}
+
+#[derive(QueryableByName)]
+struct UserRow {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    user_id: uuid::Uuid,
+}
+
+/// Deletes every point of the series; returns the users who had any.
+pub fn delete_points(conn: &mut PgConnection, id: i32) -> QueryResult<Vec<uuid::Uuid>> {
+    let rows: Vec<UserRow> = diesel::sql_query(
+        "WITH gone AS (DELETE FROM points WHERE series_id = $1 RETURNING user_id)
+         SELECT DISTINCT user_id FROM gone",
+    )
+    .bind::<diesel::sql_types::Integer, _>(id)
+    .load(conn)?;
+    Ok(rows.into_iter().map(|r| r.user_id).collect())
+}

@@ -11,6 +11,7 @@ pub mod maintenance;
 pub mod metric_types;
 pub mod partitions;
 pub mod points;
+pub mod retrieval;
 pub mod schema;
 pub mod sessions;
 

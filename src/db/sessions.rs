@@ -1,4 +1,5 @@
-//! The `sessions` table: ownership checks and upserts done by ingest.
+//! The `sessions` table: ownership checks and upserts done by ingest; listing, detail
+//! and deletion (with the session's points).
 
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
@@ -66,4 +67,97 @@ pub fn upsert(
     .bind::<Array<Nullable<Timestamptz>>, _>(starts)
     .execute(conn)
     .map(|_| ())
+}
+
+/// A stored session.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = super::schema::sessions)]
+pub struct SessionRow {
+    pub user_id: Uuid,
+    pub session_id: Uuid,
+    pub start_ts: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The number of sessions of `user`.
+pub fn count_for_user(conn: &mut PgConnection, user: Uuid) -> QueryResult<i64> {
+    use super::schema::sessions::dsl as s;
+    s::sessions
+        .filter(s::user_id.eq(user))
+        .count()
+        .get_result(conn)
+}
+
+/// One page of `user`'s sessions, newest first (walks `sessions_user_created_idx`).
+pub fn page_for_user(
+    conn: &mut PgConnection,
+    user: Uuid,
+    limit: i64,
+    offset: i64,
+) -> QueryResult<Vec<SessionRow>> {
+    use super::schema::sessions::dsl as s;
+    s::sessions
+        .filter(s::user_id.eq(user))
+        .order((s::created_at.desc(), s::session_id.asc()))
+        .limit(limit)
+        .offset(offset)
+        .select(SessionRow::as_select())
+        .load(conn)
+}
+
+/// The session with this id, whoever owns it.
+pub fn get(conn: &mut PgConnection, session: Uuid) -> QueryResult<Option<SessionRow>> {
+    use super::schema::sessions::dsl as s;
+    s::sessions
+        .filter(s::session_id.eq(session))
+        .select(SessionRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// What a session holds of one series.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct SeriesStats {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub series: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub count: i64,
+    #[diesel(sql_type = Timestamptz)]
+    pub first_time: DateTime<Utc>,
+    #[diesel(sql_type = Timestamptz)]
+    pub last_time: DateTime<Utc>,
+}
+
+/// Per series: how many points the session holds and their time span, by series name.
+/// `points` has no index on `session_id`: this walks the owner's points through the
+/// primary key's `user_id` prefix.
+pub fn series_stats(
+    conn: &mut PgConnection,
+    user: Uuid,
+    session: Uuid,
+) -> QueryResult<Vec<SeriesStats>> {
+    diesel::sql_query(
+        "SELECT m.series::text AS series, s.count, s.first_time, s.last_time
+         FROM (SELECT series_id, count(*) AS count, min(time) AS first_time, max(time) AS last_time
+               FROM points WHERE user_id = $1 AND session_id = $2
+               GROUP BY series_id) s
+         JOIN metric_types m ON m.id = s.series_id
+         ORDER BY m.series",
+    )
+    .bind::<SqlUuid, _>(user)
+    .bind::<SqlUuid, _>(session)
+    .load(conn)
+}
+
+/// Deletes the session's points and the session; call inside a transaction that holds
+/// [`lock_session_ids`] for it. Returns the number of points deleted.
+pub fn delete(conn: &mut PgConnection, user: Uuid, session: Uuid) -> QueryResult<usize> {
+    use super::schema::sessions::dsl as s;
+    let points = diesel::sql_query("DELETE FROM points WHERE user_id = $1 AND session_id = $2")
+        .bind::<SqlUuid, _>(user)
+        .bind::<SqlUuid, _>(session)
+        .execute(conn)?;
+    diesel::delete(s::sessions.filter(s::user_id.eq(user).and(s::session_id.eq(session))))
+        .execute(conn)?;
+    Ok(points)
 }

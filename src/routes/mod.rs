@@ -4,6 +4,9 @@
 //! the slash to requests that lack it, so both forms work.
 
 pub mod health;
+pub mod metric_types;
+pub mod points;
+pub mod query_params;
 pub mod sessions;
 pub mod timeseries;
 
@@ -22,12 +25,49 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::resource("/api/sessions/")
             .name("sessions")
             .route(web::post().to(sessions::create))
+            .route(web::get().to(sessions::list))
             .default_service(web::to(method_not_allowed)),
     )
     .service(
         web::resource("/api/sessions/bulk/")
             .name("sessions-bulk")
             .route(web::post().to(sessions::bulk))
+            .default_service(web::to(method_not_allowed)),
+    )
+    // After `bulk/`, which would otherwise be taken for a session id.
+    .service(
+        web::resource("/api/sessions/{session_id}/")
+            .name("session")
+            .route(web::get().to(sessions::detail))
+            .route(web::delete().to(sessions::delete))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/api/metrictypes/")
+            .name("metric-types")
+            .route(web::get().to(metric_types::list))
+            .route(web::post().to(metric_types::create))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        // Series names may hold dots and colons; the handlers validate the name.
+        web::resource("/api/metrictypes/{series}/")
+            .name("metric-type")
+            .route(web::get().to(metric_types::get))
+            .route(web::put().to(metric_types::replace))
+            .route(web::delete().to(metric_types::delete))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/api/timeseries/latest/")
+            .name("timeseries-latest")
+            .route(web::get().to(points::latest))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/api/timeseries/points/")
+            .name("timeseries-points")
+            .route(web::get().to(points::points))
             .default_service(web::to(method_not_allowed)),
     )
     .service(

@@ -1,8 +1,11 @@
-//! `POST /api/sessions/`: ingest one session of points.
+//! `POST /api/sessions/` (ingest one session of points), `POST /api/sessions/bulk/`, and
+//! the stored sessions: list, detail, delete.
 
 use crate::db;
 use crate::error::ApiError;
+use crate::routes::query_params::{self, LimitOffset};
 use crate::services::ingest::{self, Rejection, SessionWrite};
+use crate::services::sessions as session_service;
 use crate::startup::AppState;
 use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::BytesMut;
@@ -215,4 +218,56 @@ impl<'a> BulkLoader<'a> {
         }
         Ok(())
     }
+}
+
+/// Default page size of `GET /api/sessions/`.
+pub const DEFAULT_LIST_LIMIT: i64 = 100;
+/// Largest page size of `GET /api/sessions/`; larger `limit`s are capped to it.
+pub const MAX_LIST_LIMIT: i64 = 1000;
+
+/// `GET /api/sessions/?user_id=...`: the user's sessions, newest first, limit/offset
+/// paginated.
+pub async fn list(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    params: web::Query<std::collections::HashMap<String, String>>,
+) -> Result<HttpResponse, ApiError> {
+    let mut errors = serde_json::Map::new();
+    let user = query_params::required_uuid(&params, "user_id", &mut errors);
+    let page = LimitOffset::parse(&params, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, &mut errors);
+    query_params::check(errors)?;
+    let Some(user) = user else {
+        return Err(ApiError::field("user_id", "This parameter is required."));
+    };
+    let (count, rows) = db::run(&state.pool, move |conn| {
+        session_service::list(conn, user, page.limit, page.offset)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(page.envelope(&req, count, rows)))
+}
+
+/// A session id from the path; anything that is not a UUID names no session (404, as
+/// DRF's `<uuid:pk>` routes do).
+fn session_id(path: &str) -> Result<uuid::Uuid, ApiError> {
+    uuid::Uuid::parse_str(path).map_err(|_| ApiError::NotFound("Not found.".into()))
+}
+
+/// `GET /api/sessions/{session_id}/`: the session and a per-series summary of its points.
+pub async fn detail(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = session_id(&path)?;
+    let detail = db::run(&state.pool, move |conn| session_service::detail(conn, id)).await?;
+    Ok(HttpResponse::Ok().json(detail))
+}
+
+/// `DELETE /api/sessions/{session_id}/`: 204 once the session and its points are gone.
+pub async fn delete(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = session_id(&path)?;
+    db::run(&state.pool, move |conn| session_service::delete(conn, id)).await?;
+    Ok(HttpResponse::NoContent().finish())
 }

@@ -1,6 +1,9 @@
 //! The logic behind the API: no HTTP types and no SQL text here.
 
 pub mod catalogue;
+pub mod catalogue_admin;
 pub mod ingest;
 pub mod query;
+pub mod retrieval;
 pub mod seed;
+pub mod sessions;

@@ -1,0 +1,215 @@
+//! Raw points: `GET /api/timeseries/latest/` (the last point per series as of a time)
+//! and `GET /api/timeseries/points/` (a range as keyset-paginated JSON, or a streamed
+//! CSV / NDJSON export).
+
+use crate::db;
+use crate::domain::query::SeriesPatterns;
+use crate::domain::timestamp::parse_time_param;
+use crate::error::ApiError;
+use crate::routes::query_params::{check, limit_param, required_uuid, url_with, uuid_param};
+use crate::services::retrieval::{self, Export, Format, LatestQuery, PointKey, PointsQuery};
+use crate::startup::AppState;
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use serde_json::{Map, Value, json};
+use std::collections::HashMap;
+use tracing::Instrument;
+
+/// Default page size of the JSON format.
+pub const DEFAULT_LIMIT: i64 = 1000;
+/// Largest page size of the JSON format; larger `limit`s are capped to it.
+pub const MAX_LIMIT: i64 = 10_000;
+/// Export chunks produced ahead of the client.
+const EXPORT_CHUNKS_AHEAD: usize = 2;
+
+fn patterns_param(
+    params: &HashMap<String, String>,
+    errors: &mut Map<String, Value>,
+) -> Option<SeriesPatterns> {
+    match SeriesPatterns::parse(params.get("series").map_or("", String::as_str)) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            errors.insert("series".into(), json!([e]));
+            None
+        }
+    }
+}
+
+fn time_param(
+    params: &HashMap<String, String>,
+    name: &str,
+    errors: &mut Map<String, Value>,
+) -> Option<DateTime<Utc>> {
+    let v = params.get(name)?;
+    parse_time_param(v)
+        .map_err(|e| {
+            errors.insert(name.into(), json!([e]));
+        })
+        .ok()
+}
+
+/// `GET /api/timeseries/latest/?user_id=&series=&as_of=&session_id=`.
+pub async fn latest(
+    state: web::Data<AppState>,
+    params: web::Query<HashMap<String, String>>,
+) -> Result<HttpResponse, ApiError> {
+    let mut errors = Map::new();
+    let user_id = required_uuid(&params, "user_id", &mut errors);
+    let session_id = uuid_param(&params, "session_id", &mut errors);
+    let patterns = patterns_param(&params, &mut errors);
+    let as_of = time_param(&params, "as_of", &mut errors).unwrap_or_else(Utc::now);
+    check(errors)?;
+    let (Some(user_id), Some(patterns)) = (user_id, patterns) else {
+        return Err(ApiError::internal("parameters validated but missing"));
+    };
+    let q = LatestQuery {
+        user_id,
+        patterns,
+        as_of,
+        session_id,
+    };
+    let snapshot = state.catalogue.snapshot();
+    let response = db::run(&state.pool, move |conn| {
+        retrieval::latest(conn, &snapshot, &q)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(response))
+}
+
+/// `GET /api/timeseries/points/?user_id=&series=&start_time=&end_time=&session_id=&limit=&cursor=&format=`.
+pub async fn points(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    params: web::Query<HashMap<String, String>>,
+) -> Result<HttpResponse, ApiError> {
+    let mut errors = Map::new();
+    let user_id = required_uuid(&params, "user_id", &mut errors);
+    let session_id = uuid_param(&params, "session_id", &mut errors);
+    let patterns = patterns_param(&params, &mut errors);
+    let start = time_param(&params, "start_time", &mut errors);
+    let end = time_param(&params, "end_time", &mut errors);
+    if let (Some(s), Some(e)) = (start, end)
+        && s > e
+    {
+        errors.insert(
+            "start_time".into(),
+            json!(["start_time must not be after end_time."]),
+        );
+    }
+    let limit = limit_param(&params, DEFAULT_LIMIT, MAX_LIMIT, &mut errors);
+    let after = match params.get("cursor").map(|c| PointKey::decode(c)) {
+        None => None,
+        Some(Ok(k)) => Some(k),
+        Some(Err(e)) => {
+            errors.insert("cursor".into(), json!([e]));
+            None
+        }
+    };
+    let format = match params.get("format").map(|f| Format::parse(f)) {
+        None => Format::Json,
+        Some(Ok(f)) => f,
+        Some(Err(e)) => {
+            errors.insert("format".into(), json!([e]));
+            Format::Json
+        }
+    };
+    check(errors)?;
+    let (Some(user_id), Some(patterns)) = (user_id, patterns) else {
+        return Err(ApiError::internal("parameters validated but missing"));
+    };
+    let q = PointsQuery {
+        user_id,
+        session_id,
+        patterns,
+        start,
+        end,
+        after,
+    };
+    let snapshot = state.catalogue.snapshot();
+    if format == Format::Json {
+        let limit = usize::try_from(limit).map_err(ApiError::internal)?;
+        let page = db::run(&state.pool, move |conn| {
+            retrieval::page(conn, &snapshot, &q, limit)
+        })
+        .await?;
+        let next = page
+            .next_cursor
+            .as_deref()
+            .map(|c| url_with(&req, &[("cursor", Some(c))]));
+        return Ok(HttpResponse::Ok().json(json!({
+            "results": page.results,
+            "next_cursor": page.next_cursor,
+            "next": next,
+        })));
+    }
+    export(&state, Export::new(&snapshot, &q, format), format).await
+}
+
+/// Streams an export: the first chunk is produced before answering (so a failure to
+/// start is a proper error status), the rest by a task that stays at most
+/// [`EXPORT_CHUNKS_AHEAD`] chunks ahead of the client and holds a database connection
+/// only while producing a chunk. A failure after the first chunk aborts the response,
+/// so a client never mistakes a truncated export for a complete one.
+async fn export(
+    state: &web::Data<AppState>,
+    export: Export,
+    format: Format,
+) -> Result<HttpResponse, ApiError> {
+    let rows = retrieval::EXPORT_CHUNK_ROWS;
+    let (export, first) = db::run(&state.pool, move |conn| {
+        let mut export = export;
+        let chunk = export.next_chunk(conn, rows)?;
+        Ok((export, chunk))
+    })
+    .await?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<web::Bytes, ApiError>>(EXPORT_CHUNKS_AHEAD);
+    let pool = state.pool.clone();
+    let first_done = first.is_none();
+    actix_web::rt::spawn(
+        async move {
+            if first_done {
+                return;
+            }
+            let mut export = export;
+            loop {
+                let r = db::run(&pool, move |conn| {
+                    let chunk = export.next_chunk(conn, rows)?;
+                    Ok((export, chunk))
+                })
+                .await;
+                match r {
+                    Ok((rest, Some(chunk))) => {
+                        export = rest;
+                        // A send error means the client went away: stop reading.
+                        if tx.send(Ok(web::Bytes::from(chunk))).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok((_, None)) => return,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "export failed part-way; aborting the response");
+                        let _ = tx.send(Err(e)).await;
+                        return;
+                    }
+                }
+            }
+        }
+        .instrument(tracing::Span::current()),
+    );
+    let first = futures_util::stream::iter(first.map(|c| Ok(web::Bytes::from(c))));
+    let rest = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    let mut response = HttpResponse::Ok();
+    response.content_type(format.content_type());
+    if format == Format::Csv {
+        response.insert_header(("Content-Disposition", "attachment; filename=\"points.csv\""));
+    } else {
+        response.insert_header((
+            "Content-Disposition",
+            "attachment; filename=\"points.ndjson\"",
+        ));
+    }
+    Ok(response.streaming(first.chain(rest)))
+}
