@@ -2,8 +2,10 @@
 //! test on a database of its own.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod catalogue;
 mod cli;
 mod health;
 mod helpers;
 mod ingest;
 mod query;
+mod retrieval;
