@@ -129,19 +129,15 @@ pub async fn points(
     let snapshot = state.catalogue.snapshot();
     if format == Format::Json {
         let limit = usize::try_from(limit).map_err(ApiError::internal)?;
-        let page = db::run(&state.pool, move |conn| {
+        let mut page = db::run(&state.pool, move |conn| {
             retrieval::page(conn, &snapshot, &q, limit)
         })
         .await?;
-        let next = page
+        page.next = page
             .next_cursor
             .as_deref()
             .map(|c| url_with(&req, &[("cursor", Some(c))]));
-        return Ok(HttpResponse::Ok().json(json!({
-            "results": page.results,
-            "next_cursor": page.next_cursor,
-            "next": next,
-        })));
+        return Ok(HttpResponse::Ok().json(page));
     }
     export(&state, Export::new(&snapshot, &q, format), format).await
 }

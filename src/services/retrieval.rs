@@ -279,11 +279,13 @@ pub struct PageRow {
     pub value: Box<RawValue>,
 }
 
-/// A JSON page and the cursor of the next one (`None` on the last page).
-#[derive(Debug)]
+/// A JSON page, the cursor of the next one (`None` on the last page) and its URL (set
+/// by the HTTP layer).
+#[derive(Debug, Serialize)]
 pub struct Page {
     pub results: Vec<PageRow>,
     pub next_cursor: Option<String>,
+    pub next: Option<String>,
 }
 
 /// The first `limit` points after `q.after`.
@@ -311,6 +313,7 @@ pub fn page(
     Ok(Page {
         results,
         next_cursor: last.filter(|_| more).map(|k| k.encode()),
+        next: None,
     })
 }
 

@@ -766,6 +766,40 @@ async fn points_come_in_keyset_pages_in_time_series_session_order() {
     assert_eq!(rows.len(), 3);
     assert!(rows.iter().all(|r| r["session_id"] == s2.to_string()));
 
+    // Values come back exactly as sent (spacing and key order), fields in a fixed order.
+    let raw_user = Uuid::new_v4();
+    let raw = format!(
+        r#"{{"user_id": "{raw_user}", "session_id": "{}", "data": [{{"series": "session.urine.color", "time": "2025-03-03T10:00:00Z", "value": {{"r": 1,  "g": 2, "b": 3}}}}]}}"#,
+        Uuid::new_v4()
+    );
+    assert_eq!(
+        app.post_raw("/api/sessions/", raw.into_bytes()).await.0,
+        201
+    );
+    for path in ["points", "latest"] {
+        let mut resp = app
+            .client
+            .get(app.url(&format!("/api/timeseries/{path}/?user_id={raw_user}")))
+            .send()
+            .await
+            .unwrap();
+        let text = String::from_utf8(resp.body().await.unwrap().to_vec()).unwrap();
+        assert!(
+            text.contains(r#""value":{"r": 1,  "g": 2, "b": 3}"#),
+            "{text}"
+        );
+        if path == "points" {
+            assert!(
+                text.starts_with(r#"{"results":[{"time":"2025-03-03T10:00:00Z","series":"#),
+                "{text}"
+            );
+            assert!(
+                text.ends_with(r#","next_cursor":null,"next":null}"#),
+                "{text}"
+            );
+        }
+    }
+
     let (status, body) = app
         .get(&format!(
             "/api/timeseries/points/?user_id={user}&limit=50000"
