@@ -6,7 +6,7 @@ use crate::db;
 use crate::domain::query::SeriesPatterns;
 use crate::domain::timestamp::parse_time_param;
 use crate::error::ApiError;
-use crate::routes::query_params::{check, limit_param, required_uuid, url_with, uuid_param};
+use crate::routes::query_params::{limit_param, required_uuid, url_with, uuid_param};
 use crate::services::retrieval::{self, Export, Format, LatestQuery, PointKey, PointsQuery};
 use crate::startup::AppState;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -49,26 +49,33 @@ fn time_param(
         .ok()
 }
 
+/// Validates `latest`'s parameters; every problem is reported at once, by parameter.
+pub fn parse_latest(
+    params: &HashMap<String, String>,
+    now: DateTime<Utc>,
+) -> Result<LatestQuery, ApiError> {
+    let mut errors = Map::new();
+    let user_id = required_uuid(params, "user_id", &mut errors);
+    let session_id = uuid_param(params, "session_id", &mut errors);
+    let patterns = patterns_param(params, &mut errors);
+    let as_of = time_param(params, "as_of", &mut errors).unwrap_or(now);
+    match (user_id, patterns) {
+        (Some(user_id), Some(patterns)) if errors.is_empty() => Ok(LatestQuery {
+            user_id,
+            patterns,
+            as_of,
+            session_id,
+        }),
+        _ => Err(ApiError::Invalid(Value::Object(errors))),
+    }
+}
+
 /// `GET /api/timeseries/latest/?user_id=&series=&as_of=&session_id=`.
 pub async fn latest(
     state: web::Data<AppState>,
     params: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut errors = Map::new();
-    let user_id = required_uuid(&params, "user_id", &mut errors);
-    let session_id = uuid_param(&params, "session_id", &mut errors);
-    let patterns = patterns_param(&params, &mut errors);
-    let as_of = time_param(&params, "as_of", &mut errors).unwrap_or_else(Utc::now);
-    check(errors)?;
-    let (Some(user_id), Some(patterns)) = (user_id, patterns) else {
-        return Err(ApiError::internal("parameters validated but missing"));
-    };
-    let q = LatestQuery {
-        user_id,
-        patterns,
-        as_of,
-        session_id,
-    };
+    let q = parse_latest(&params, Utc::now())?;
     let snapshot = state.catalogue.snapshot();
     let response = db::run(&state.pool, move |conn| {
         retrieval::latest(conn, &snapshot, &q)
@@ -77,18 +84,23 @@ pub async fn latest(
     Ok(HttpResponse::Ok().json(response))
 }
 
-/// `GET /api/timeseries/points/?user_id=&series=&start_time=&end_time=&session_id=&limit=&cursor=&format=`.
-pub async fn points(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    params: web::Query<HashMap<String, String>>,
-) -> Result<HttpResponse, ApiError> {
+/// A validated `points` request.
+#[derive(Debug)]
+pub struct PointsRequest {
+    pub query: PointsQuery,
+    pub format: Format,
+    /// The JSON page size.
+    pub limit: usize,
+}
+
+/// Validates `points`' parameters; every problem is reported at once, by parameter.
+pub fn parse_points(params: &HashMap<String, String>) -> Result<PointsRequest, ApiError> {
     let mut errors = Map::new();
-    let user_id = required_uuid(&params, "user_id", &mut errors);
-    let session_id = uuid_param(&params, "session_id", &mut errors);
-    let patterns = patterns_param(&params, &mut errors);
-    let start = time_param(&params, "start_time", &mut errors);
-    let end = time_param(&params, "end_time", &mut errors);
+    let user_id = required_uuid(params, "user_id", &mut errors);
+    let session_id = uuid_param(params, "session_id", &mut errors);
+    let patterns = patterns_param(params, &mut errors);
+    let start = time_param(params, "start_time", &mut errors);
+    let end = time_param(params, "end_time", &mut errors);
     if let (Some(s), Some(e)) = (start, end)
         && s > e
     {
@@ -97,7 +109,7 @@ pub async fn points(
             json!(["start_time must not be after end_time."]),
         );
     }
-    let limit = limit_param(&params, DEFAULT_LIMIT, MAX_LIMIT, &mut errors);
+    let limit = limit_param(params, DEFAULT_LIMIT, MAX_LIMIT, &mut errors);
     let after = match params.get("cursor").map(|c| PointKey::decode(c)) {
         None => None,
         Some(Ok(k)) => Some(k),
@@ -114,21 +126,36 @@ pub async fn points(
             Format::Json
         }
     };
-    check(errors)?;
-    let (Some(user_id), Some(patterns)) = (user_id, patterns) else {
-        return Err(ApiError::internal("parameters validated but missing"));
-    };
-    let q = PointsQuery {
-        user_id,
-        session_id,
-        patterns,
-        start,
-        end,
-        after,
-    };
+    match (user_id, patterns, usize::try_from(limit)) {
+        (Some(user_id), Some(patterns), Ok(limit)) if errors.is_empty() => Ok(PointsRequest {
+            query: PointsQuery {
+                user_id,
+                session_id,
+                patterns,
+                start,
+                end,
+                after,
+            },
+            format,
+            limit,
+        }),
+        _ => Err(ApiError::Invalid(Value::Object(errors))),
+    }
+}
+
+/// `GET /api/timeseries/points/?user_id=&series=&start_time=&end_time=&session_id=&limit=&cursor=&format=`.
+pub async fn points(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    params: web::Query<HashMap<String, String>>,
+) -> Result<HttpResponse, ApiError> {
+    let PointsRequest {
+        query: q,
+        format,
+        limit,
+    } = parse_points(&params)?;
     let snapshot = state.catalogue.snapshot();
     if format == Format::Json {
-        let limit = usize::try_from(limit).map_err(ApiError::internal)?;
         let mut page = db::run(&state.pool, move |conn| {
             retrieval::page(conn, &snapshot, &q, limit)
         })
@@ -208,4 +235,64 @@ async fn export(
         ));
     }
     Ok(response.streaming(first.chain(rest)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(q: &[(&str, &str)]) -> HashMap<String, String> {
+        q.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn fields(e: ApiError) -> Vec<String> {
+        match e {
+            ApiError::Invalid(Value::Object(m)) => m.keys().cloned().collect(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    const USER: &str = "6f1c3c36-8a6e-4a52-9d1e-3f1b7c0e9a11";
+
+    #[test]
+    fn latest_defaults_to_now_and_names_every_bad_parameter() {
+        let now = Utc::now();
+        let q = parse_latest(&params(&[("user_id", USER)]), now).unwrap();
+        assert_eq!(
+            (q.as_of, q.session_id, q.patterns.is_empty()),
+            (now, None, true)
+        );
+        let q = parse_latest(&params(&[("user_id", USER), ("as_of", "2020-03-14")]), now).unwrap();
+        assert_eq!(q.as_of.to_rfc3339(), "2020-03-14T00:00:00+00:00");
+        let e = parse_latest(
+            &params(&[("as_of", "x"), ("session_id", "y"), ("series", "(")]),
+            now,
+        )
+        .unwrap_err();
+        assert_eq!(fields(e), ["as_of", "series", "session_id", "user_id"]);
+    }
+
+    #[test]
+    fn points_parameters() {
+        let r = parse_points(&params(&[("user_id", USER), ("limit", "99999")])).unwrap();
+        assert_eq!((r.limit, r.format), (10_000, Format::Json));
+        assert_eq!(
+            (r.query.start, r.query.end, r.query.after),
+            (None, None, None)
+        );
+        let r = parse_points(&params(&[("user_id", USER), ("format", "CSV")])).unwrap();
+        assert_eq!((r.limit, r.format), (1000, Format::Csv));
+        let e = parse_points(&params(&[
+            ("user_id", USER),
+            ("start_time", "2025-02-01"),
+            ("end_time", "2025-01-01"),
+            ("limit", "0"),
+            ("cursor", "nope"),
+            ("format", "xml"),
+        ]))
+        .unwrap_err();
+        assert_eq!(fields(e), ["cursor", "format", "limit", "start_time"]);
+    }
 }
