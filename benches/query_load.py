@@ -7,8 +7,10 @@ usage: query_load.py HOST PORT PATH N CONCURRENCY MODE
                  first (every answer must be a HIT).
 Prints one JSON object: p50_ms, p99_ms, mean_ms, rps, errors, requests.
 """
+import datetime
 import http.client
 import json
+import random
 import sys
 import threading
 import time
@@ -22,12 +24,15 @@ def main():
     params = urllib.parse.parse_qsl(query)
     end = next(v for k, v in params if k == "end_time")
 
+    end_dt = datetime.datetime.fromisoformat(end.replace("Z", "+00:00"))
+    offset = random.randrange(10**9)
+
     def url(i):
         if mode == "cached":
             return path
-        # end_time + i microseconds: a distinct cache key, the same answer.
-        shifted = end.replace("Z", "") + ".%06dZ" % (i % 1_000_000)
-        q = [(k, shifted if k == "end_time" else v) for k, v in params]
+        # end_time + (offset + i) microseconds: a cache key no other request used.
+        shifted = end_dt + datetime.timedelta(microseconds=offset + i)
+        q = [(k, shifted.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if k == "end_time" else v) for k, v in params]
         return base + "?" + urllib.parse.urlencode(q)
 
     expect = "HIT" if mode == "cached" else "MISS"

@@ -60,7 +60,7 @@ DECLARE
         fields       text[] NULL,
         field_values double precision[] NULL,
         value        json NOT NULL,
-        PRIMARY KEY (user_id, series_id, time, session_id)
+        PRIMARY KEY (user_id, series_id, time, session_id) INCLUDE (num)
     $cols$;
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb') THEN
