@@ -11,6 +11,7 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod jobs;
+pub mod metrics;
 pub mod routes;
 pub mod services;
 pub mod startup;

@@ -5,6 +5,7 @@ use crate::cache::Cache;
 use crate::config::Settings;
 use crate::db::{self, DbPool, maintenance, partitions::PartitionManager};
 use crate::jobs::{self, Job, JobStats};
+use crate::metrics::Metrics;
 use crate::routes;
 use crate::services::catalogue::Catalogue;
 use crate::services::ingest::Ingestor;
@@ -25,6 +26,9 @@ pub struct AppState {
     pub catalogue: Catalogue,
     pub ingestor: Ingestor,
     pub cache: Cache,
+    pub metrics: Arc<Metrics>,
+    /// Each background job's statistics, by name.
+    pub jobs: Vec<(&'static str, Arc<JobStats>)>,
 }
 
 /// A built, bound, not yet awaited server.
@@ -68,7 +72,7 @@ impl Application {
             settings.ingest_writers,
             settings.ingest_batch_points,
         );
-        spawn_background_jobs(&settings, &pool, &partitions, &catalogue);
+        let jobs = spawn_background_jobs(&settings, &pool, &partitions, &catalogue);
 
         let listener = TcpListener::bind(settings.listen_addr)
             .map_err(|e| format!("cannot listen on {}: {e}", settings.listen_addr))?;
@@ -78,6 +82,8 @@ impl Application {
         let cache = Cache::new(settings.redis_url.as_deref(), settings.redis_timeout);
         tracing::info!(backend = cache.backend(), "query cache");
         let state = web::Data::new(AppState {
+            metrics: Arc::new(Metrics::default()),
+            jobs,
             cache,
             settings,
             pool,
@@ -126,7 +132,7 @@ fn spawn_background_jobs(
     pool: &DbPool,
     partitions: &PartitionManager,
     catalogue: &Catalogue,
-) {
+) -> Vec<(&'static str, Arc<JobStats>)> {
     let (p, c) = (pool.clone(), catalogue.clone());
     actix_web::rt::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -141,6 +147,7 @@ fn spawn_background_jobs(
     });
     let parts = partitions.clone();
     let ahead = i64::from(settings.partition_premake_weeks);
+    let premake = Arc::new(JobStats::default());
     jobs::spawn(
         pool.clone(),
         Job {
@@ -158,6 +165,7 @@ fn spawn_background_jobs(
                 })
             }),
         },
-        Arc::new(JobStats::default()),
+        premake.clone(),
     );
+    vec![("partition-premake", premake)]
 }

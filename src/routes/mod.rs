@@ -5,6 +5,7 @@
 
 pub mod health;
 pub mod metric_types;
+pub mod metrics;
 pub mod points;
 pub mod query_params;
 pub mod sessions;
@@ -16,6 +17,12 @@ use actix_web::{HttpRequest, HttpResponse, web};
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
+        web::resource("/metrics/")
+            .name("metrics")
+            .route(web::get().to(metrics::metrics))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
         web::resource("/health/")
             .name("health")
             .route(web::get().to(health::health))

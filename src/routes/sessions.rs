@@ -86,6 +86,10 @@ pub async fn create(
         .freeze();
     let write = parse(&state, body).await?;
     let outcome = state.ingestor.submit(write).await?;
+    state.metrics.points_ingested.fetch_add(
+        (outcome.inserted + outcome.updated) as u64,
+        std::sync::atomic::Ordering::Relaxed,
+    );
     Ok(HttpResponse::Created().json(outcome))
 }
 
@@ -137,6 +141,10 @@ pub async fn bulk(
     loader.feed(lines, &mut report).await?;
     loader.flush(&mut report).await?;
     report.rejected.sort_by_key(|r| r.line);
+    state.metrics.points_ingested.fetch_add(
+        (report.inserted + report.updated) as u64,
+        std::sync::atomic::Ordering::Relaxed,
+    );
     Ok(HttpResponse::Ok().json(report))
 }
 

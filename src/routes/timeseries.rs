@@ -12,6 +12,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use uuid::Uuid;
 
 /// Most buckets a trailing moving average may span.
@@ -206,11 +207,13 @@ pub async fn timeseries(
         state.settings.redis_prefix, snapshot.version, parsed.key
     );
     if let Some(body) = state.cache.get(&key).await {
+        state.metrics.cache_hits.fetch_add(1, Ordering::Relaxed);
         return Ok(HttpResponse::Ok()
             .insert_header(("X-Cache", "HIT"))
             .content_type("application/json")
             .body(body));
     }
+    state.metrics.cache_misses.fetch_add(1, Ordering::Relaxed);
     let q = parsed.query;
     let response = db::run(&state.pool, move |conn| query::run(conn, &snapshot, &q)).await?;
     let body = serde_json::to_vec(&response).map_err(ApiError::internal)?;

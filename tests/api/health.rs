@@ -56,3 +56,33 @@ async fn unknown_paths_and_methods_answer_json() {
     assert_eq!(status, 405);
     assert_eq!(body["detail"], "Method \"DELETE\" not allowed.");
 }
+
+#[actix_web::test]
+async fn metrics_count_requests_points_and_cache_use() {
+    let app = TestApp::spawn().await;
+    let user = uuid::Uuid::new_v4();
+    let body = serde_json::json!({"user_id": user, "session_id": uuid::Uuid::new_v4(), "data": [
+        {"series": "session.gut_health_score", "time": "2025-01-01T00:00:00Z", "value": {"value": 1}},
+        {"series": "session.gut_health_score", "time": "2025-01-01T00:01:00Z", "value": {"value": 2}}
+    ]});
+    assert_eq!(app.post("/api/sessions/", &body).await.0, 201);
+    let q = format!("/api/timeseries/?user_id={user}&start_time=2025-01-01&end_time=2025-01-02");
+    app.get(&q).await;
+    app.get(&q).await;
+    let mut resp = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let text = String::from_utf8(resp.body().await.unwrap().to_vec()).unwrap();
+    for line in [
+        "seriesd_http_requests_total{route=\"/api/sessions/\",method=\"POST\",status=\"201\"} 1",
+        "seriesd_http_requests_total{route=\"/api/timeseries/\",method=\"GET\",status=\"200\"} 2",
+        "seriesd_points_ingested_total 2",
+        "seriesd_cache_hits_total 1",
+        "seriesd_cache_misses_total 1",
+        "# TYPE seriesd_http_request_duration_seconds histogram",
+        "seriesd_db_pool_max_connections 8",
+    ] {
+        assert!(text.contains(line), "missing {line} in\n{text}");
+    }
+    // The user id in the query string never becomes a label.
+    assert!(!text.contains(&user.to_string()));
+}
