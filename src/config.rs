@@ -189,6 +189,10 @@ pub struct Settings {
     pub cache_ttl: Duration,
     pub cache_ttl_recent: Duration,
     pub redis_timeout: Duration,
+    /// Weeks of points kept; older whole weeks are dropped. `None`: keep everything.
+    pub retention_weeks: Option<u32>,
+    /// Period of the maintenance jobs (partition pre-making, retention).
+    pub maintenance_period: Duration,
 }
 
 impl Settings {
@@ -247,6 +251,13 @@ impl Settings {
             cache_ttl: Duration::from_secs(env.get_positive("CACHE_TTL_SECS", 3600)?),
             cache_ttl_recent: Duration::from_secs(env.get("CACHE_TTL_RECENT_SECS", 5)?),
             redis_timeout: Duration::from_millis(env.get_positive("REDIS_TIMEOUT_MS", 250)?),
+            retention_weeks: match env.get::<u32>("RETENTION_WEEKS", 0)? {
+                0 => None,
+                n => Some(n),
+            },
+            maintenance_period: Duration::from_secs(
+                env.get_positive("MAINTENANCE_PERIOD_SECS", 3600)?,
+            ),
         })
     }
 }

@@ -7,8 +7,9 @@ use crate::db::{self, DbPool};
 use crate::error::ApiError;
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Bool};
+use diesel::sql_types::{BigInt, Bool, Text, Timestamptz};
 use std::sync::Arc;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -40,6 +41,18 @@ struct Locked {
     locked: bool,
 }
 
+/// This process, as `job_runs` names it: host, pid and a random suffix.
+pub fn instance() -> &'static str {
+    static INSTANCE: OnceLock<String> = OnceLock::new();
+    INSTANCE.get_or_init(|| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "host".into());
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        format!("{host}-{}-{}", std::process::id(), &id[..8])
+    })
+}
+
 /// Runs `job` once if its lock is free: `Ok(None)` when another process holds it.
 pub fn run_once(conn: &mut PgConnection, job: &Job) -> Result<Option<String>, ApiError> {
     let locked = diesel::sql_query("SELECT pg_try_advisory_lock($1) AS locked")
@@ -49,7 +62,25 @@ pub fn run_once(conn: &mut PgConnection, job: &Job) -> Result<Option<String>, Ap
     if !locked {
         return Ok(None);
     }
+    let started = chrono::Utc::now();
     let result = (job.run)(conn);
+    let (ok, summary) = match &result {
+        Ok(s) => (true, s.clone()),
+        Err(e) => (false, e.to_string()),
+    };
+    let logged = diesel::sql_query(
+        "INSERT INTO job_runs (job, instance, started_at, finished_at, ok, summary)
+         VALUES ($1, $2, $3, now(), $4, $5)",
+    )
+    .bind::<Text, _>(job.name)
+    .bind::<Text, _>(instance())
+    .bind::<Timestamptz, _>(started)
+    .bind::<Bool, _>(ok)
+    .bind::<Text, _>(summary)
+    .execute(conn);
+    if let Err(e) = logged {
+        tracing::warn!(job = job.name, error = %e, "could not log the job run");
+    }
     let unlocked = diesel::sql_query("SELECT pg_advisory_unlock($1) AS locked")
         .bind::<BigInt, _>(job.lock_key)
         .get_result::<Locked>(conn);

@@ -153,7 +153,7 @@ fn spawn_background_jobs(
         Job {
             name: "partition-premake",
             lock_key: 7_236_101,
-            period: Duration::from_secs(3600),
+            period: settings.maintenance_period,
             run: Arc::new(move |conn| {
                 let first = crate::db::partitions::week_of(chrono::Utc::now());
                 let weeks = (first..=first + ahead).collect();
@@ -167,5 +167,32 @@ fn spawn_background_jobs(
         },
         premake.clone(),
     );
-    vec![("partition-premake", premake)]
+    let mut stats = vec![("partition-premake", premake)];
+    if let Some(weeks) = settings.retention_weeks {
+        let parts = partitions.clone();
+        let retention = Arc::new(JobStats::default());
+        jobs::spawn(
+            pool.clone(),
+            Job {
+                name: "retention",
+                lock_key: 7_236_102,
+                period: settings.maintenance_period,
+                run: Arc::new(move |conn| {
+                    let cutoff = chrono::Utc::now() - chrono::TimeDelta::weeks(i64::from(weeks));
+                    let dropped = crate::db::partitions::drop_older_than(conn, &parts, cutoff)?;
+                    if !dropped.is_empty() {
+                        tracing::info!(count = dropped.len(), partitions = ?dropped, "retention dropped old weeks");
+                    }
+                    Ok(if dropped.is_empty() {
+                        String::new()
+                    } else {
+                        format!("dropped {}", dropped.join(", "))
+                    })
+                }),
+            },
+            retention.clone(),
+        );
+        stats.push(("retention", retention));
+    }
+    stats
 }

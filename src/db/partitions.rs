@@ -202,3 +202,63 @@ mod tests {
         assert_eq!(partition_name(week_of(t)), "points_w20891226");
     }
 }
+
+/// Drops every native week partition that ends at or before `cutoff`, bumping the write
+/// generation of the users whose points go (their cached answers must not survive).
+/// Returns the dropped partitions' names. On TimescaleDB, drops chunks with
+/// `drop_chunks` instead.
+pub fn drop_older_than(
+    conn: &mut PgConnection,
+    manager: &PartitionManager,
+    cutoff: DateTime<Utc>,
+) -> QueryResult<Vec<String>> {
+    if manager.mode(conn)? == StorageMode::Timescaledb {
+        #[derive(QueryableByName)]
+        struct Chunk {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            name: String,
+        }
+        return conn.transaction(|conn| {
+            diesel::sql_query(
+                "INSERT INTO user_generations AS g (user_id, generation)
+                 SELECT DISTINCT user_id, 1 FROM points WHERE time < $1
+                 ON CONFLICT (user_id) DO UPDATE SET generation = g.generation + 1",
+            )
+            .bind::<diesel::sql_types::Timestamptz, _>(cutoff)
+            .execute(conn)?;
+            let chunks: Vec<Chunk> = diesel::sql_query(
+                "SELECT c::text AS name FROM drop_chunks('points', older_than => $1) c",
+            )
+            .bind::<diesel::sql_types::Timestamptz, _>(cutoff)
+            .load(conn)?;
+            Ok(chunks.into_iter().map(|c| c.name).collect())
+        });
+    }
+    manager.reload(conn)?;
+    let last_week = week_of(cutoff) - 1; // weeks ending at or before the cutoff's week start
+    let mut weeks: Vec<i64> = {
+        let known = manager.known.read().unwrap_or_else(|e| e.into_inner());
+        known
+            .iter()
+            .copied()
+            .filter(|w| *w <= last_week && week_start(w + 1) <= cutoff)
+            .collect()
+    };
+    weeks.sort();
+    let mut dropped = Vec::new();
+    for week in weeks {
+        let name = partition_name(week);
+        conn.transaction(|conn| {
+            diesel::sql_query(format!(
+                "INSERT INTO user_generations AS g (user_id, generation)
+                 SELECT DISTINCT user_id, 1 FROM {name}
+                 ON CONFLICT (user_id) DO UPDATE SET generation = g.generation + 1"
+            ))
+            .execute(conn)?;
+            conn.batch_execute(&format!("DROP TABLE IF EXISTS {name}"))
+        })?;
+        manager.forget(week);
+        dropped.push(name);
+    }
+    Ok(dropped)
+}

@@ -496,6 +496,20 @@ pub fn write_batch(
         match conn.transaction(|conn| batch_transaction(conn, writes)) {
             Ok(results) => return results,
             Err(e) if is_retryable(&e) && attempt < 4 => continue,
+            // Another replica's retention dropped a week we thought existed.
+            Err(diesel::result::Error::DatabaseError(_, info))
+                if info.message().contains("no partition of relation") && attempt < 4 =>
+            {
+                let times = writes.iter().flat_map(|w| w.rows.iter().map(|r| r.time));
+                if let Err(e) = partitions
+                    .reload(conn)
+                    .and_then(|()| partitions.ensure_for_times(conn, times))
+                {
+                    let shared = shared_error(&ApiError::from(e));
+                    return writes.iter().map(|_| Err(shared.clone_error())).collect();
+                }
+                continue;
+            }
             Err(e) => {
                 let error = ApiError::from(e);
                 if writes.len() > 1 && !matches!(error, ApiError::Unavailable(_)) {

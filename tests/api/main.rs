@@ -7,5 +7,6 @@ mod cli;
 mod health;
 mod helpers;
 mod ingest;
+mod jobs;
 mod query;
 mod retrieval;

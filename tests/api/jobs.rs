@@ -1,0 +1,229 @@
+//! Background jobs: advisory locks across processes, retention, graceful shutdown.
+
+use crate::helpers::{TestApp, TestDb, count};
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use serde_json::json;
+use seriesd::jobs::{self, Job};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The real binary serving `db` on a free port.
+fn spawn_serve(db: &TestDb, extra: &[(&str, &str)]) -> (Child, u16) {
+    let port = free_port();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_seriesd"));
+    cmd.arg("serve")
+        .env("DATABASE_URL", db.url.as_str())
+        .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .env("REDIS_URL", "")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (child, port)
+}
+
+fn sigterm(child: &Child) {
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+}
+
+fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "server did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_job_whose_lock_is_held_elsewhere_is_skipped() {
+    let db = TestDb::create();
+    let job = Job {
+        name: "test-job",
+        lock_key: 99_001,
+        period: Duration::from_secs(60),
+        run: Arc::new(|_| Ok("ran".to_string())),
+    };
+    let mut holder = db.conn();
+    holder
+        .batch_execute("SELECT pg_advisory_lock(99001)")
+        .unwrap();
+    let mut conn = db.conn();
+    assert_eq!(jobs::run_once(&mut conn, &job).unwrap(), None);
+    holder
+        .batch_execute("SELECT pg_advisory_unlock(99001)")
+        .unwrap();
+    assert_eq!(
+        jobs::run_once(&mut conn, &job).unwrap(),
+        Some("ran".to_string())
+    );
+    assert_eq!(
+        count(
+            &mut conn,
+            "SELECT count(*) AS n FROM job_runs WHERE job = 'test-job' AND ok"
+        ),
+        1
+    );
+}
+
+#[derive(QueryableByName, Debug)]
+struct Run {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    job: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    instance: String,
+    #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+    started_at: chrono::DateTime<chrono::Utc>,
+    #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+    finished_at: chrono::DateTime<chrono::Utc>,
+}
+
+#[test]
+fn two_replicas_never_run_a_job_at_the_same_time_and_stop_cleanly() {
+    let db = TestDb::create();
+    let env = [("MAINTENANCE_PERIOD_SECS", "1"), ("RETENTION_WEEKS", "520")];
+    let (mut a, _) = spawn_serve(&db, &env);
+    let (mut b, _) = spawn_serve(&db, &env);
+    let mut conn = db.conn();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while count(&mut conn, "SELECT count(*) AS n FROM job_runs") < 8 {
+        assert!(Instant::now() < deadline, "jobs did not run");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    sigterm(&a);
+    sigterm(&b);
+    assert!(wait_exit(&mut a, Duration::from_secs(15)).success());
+    assert!(wait_exit(&mut b, Duration::from_secs(15)).success());
+    let runs: Vec<Run> = diesel::sql_query(
+        "SELECT job, instance, started_at, finished_at FROM job_runs ORDER BY job, started_at",
+    )
+    .load(&mut conn)
+    .unwrap();
+    let jobs: std::collections::BTreeSet<&str> = runs.iter().map(|r| r.job.as_str()).collect();
+    assert_eq!(
+        jobs.into_iter().collect::<Vec<_>>(),
+        vec!["partition-premake", "retention"]
+    );
+    for pair in runs.windows(2) {
+        if pair[0].job == pair[1].job {
+            assert!(
+                pair[0].finished_at <= pair[1].started_at,
+                "overlapping runs: {:?} and {:?}",
+                pair[0],
+                pair[1]
+            );
+        }
+    }
+    let instances: std::collections::BTreeSet<&str> =
+        runs.iter().map(|r| r.instance.as_str()).collect();
+    assert!(!instances.is_empty());
+}
+
+#[actix_web::test]
+async fn retention_drops_whole_old_weeks_and_their_cached_answers() {
+    let app =
+        TestApp::spawn_with(&[("RETENTION_WEEKS", "4"), ("MAINTENANCE_PERIOD_SECS", "1")]).await;
+    let user = Uuid::new_v4();
+    let now = chrono::Utc::now();
+    let old = now - chrono::TimeDelta::weeks(10);
+    let body = json!({"user_id": user, "session_id": Uuid::new_v4(), "data": [
+        {"series": "session.gut_health_score", "time": old.to_rfc3339(), "value": {"value": 1}},
+        {"series": "session.gut_health_score", "time": now.to_rfc3339(), "value": {"value": 2}}
+    ]});
+    assert_eq!(app.post("/api/sessions/", &body).await.0, 201);
+    let old_range = format!(
+        "/api/timeseries/?user_id={user}&start_time={}&end_time={}",
+        (old - chrono::TimeDelta::days(1)).format("%Y-%m-%d"),
+        (old + chrono::TimeDelta::days(1)).format("%Y-%m-%d")
+    );
+    let mut conn = app.conn();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        // Cached while the old week still exists...
+        let (_, body) = app.get(&old_range).await;
+        if count(&mut conn, "SELECT count(*) AS n FROM points") == 1 {
+            break;
+        }
+        assert_eq!(body["results"][0]["value"], json!(1.0), "{body}");
+        assert!(Instant::now() < deadline, "retention did not run");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // ...and never served once the week is gone.
+    let (_, body) = app.get(&old_range).await;
+    assert_eq!(body["results"], json!([]));
+    assert_eq!(
+        count(
+            &mut conn,
+            "SELECT count(*) AS n FROM job_runs WHERE job = 'retention' AND summary LIKE 'dropped %'"
+        ),
+        1
+    );
+    assert_eq!(
+        count(
+            &mut conn,
+            &format!("SELECT count(*) AS n FROM points WHERE user_id = '{user}'")
+        ),
+        1
+    );
+}
+
+#[actix_web::test]
+async fn sigterm_during_a_large_ingest_completes_it() {
+    let db = TestDb::create();
+    let (mut child, port) = spawn_serve(&db, &[]);
+    let (user, sid) = (Uuid::new_v4(), Uuid::new_v4());
+    let start = chrono::Utc::now() - chrono::TimeDelta::days(30);
+    let data: Vec<serde_json::Value> = (0..200_000)
+        .map(|i| json!({"series": "session.gut_health_score", "time": (start + chrono::TimeDelta::seconds(i)).to_rfc3339(), "value": {"value": i}}))
+        .collect();
+    let body =
+        serde_json::to_vec(&json!({"user_id": user, "session_id": sid, "data": data})).unwrap();
+    let client = crate::helpers::client();
+    let request = client
+        .post(format!("http://127.0.0.1:{port}/api/sessions/"))
+        .send_body(body);
+    let pid = child.id();
+    let killer = actix_web::rt::spawn(async move {
+        actix_web::rt::time::sleep(Duration::from_millis(150)).await;
+        Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap();
+    });
+    let result = request.await;
+    killer.await.unwrap();
+    assert!(wait_exit(&mut child, Duration::from_secs(40)).success());
+    let stored = count(&mut db.conn(), "SELECT count(*) AS n FROM points");
+    match result {
+        Ok(resp) => {
+            assert_eq!(resp.status().as_u16(), 201);
+            assert_eq!(stored, 200_000);
+        }
+        // Refused before it started: nothing written.
+        Err(_) => assert_eq!(stored, 0),
+    }
+}
