@@ -19,11 +19,69 @@ use crate::config::Settings;
 use crate::error::ApiError;
 use diesel::connection::SimpleConnection;
 use diesel::pg::PgConnection;
-use diesel::r2d2::{ConnectionManager, CustomizeConnection};
+use diesel::Connection;
+use diesel::r2d2::CustomizeConnection;
 use std::time::Duration;
 
-pub type DbPool = r2d2::Pool<ConnectionManager<PgConnection>>;
-pub type PooledConn = r2d2::PooledConnection<ConnectionManager<PgConnection>>;
+pub type DbPool = r2d2::Pool<Manager>;
+pub type PooledConn = r2d2::PooledConnection<Manager>;
+
+/// A pooled connection that remembers when it failed at the connection level, so the
+/// pool drops it instead of handing it out again (no `SELECT 1` on every checkout).
+pub struct Conn {
+    inner: PgConnection,
+    broken: bool,
+}
+
+impl std::ops::Deref for Conn {
+    type Target = PgConnection;
+    fn deref(&self) -> &PgConnection {
+        &self.inner
+    }
+}
+
+impl std::ops::DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        &mut self.inner
+    }
+}
+
+impl Conn {
+    /// Marks the connection unusable: the pool closes it when it comes back.
+    pub fn mark_broken(&mut self) {
+        self.broken = true;
+    }
+}
+
+/// Opens connections with the service's session settings.
+pub struct Manager {
+    url: String,
+    setup: SessionSetup,
+}
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = Conn;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<Conn, Self::Error> {
+        let mut inner = PgConnection::establish(&self.url).map_err(diesel::r2d2::Error::ConnectionError)?;
+        self.setup.on_acquire(&mut inner)?;
+        Ok(Conn {
+            inner,
+            broken: false,
+        })
+    }
+
+    fn is_valid(&self, conn: &mut Conn) -> Result<(), Self::Error> {
+        conn.inner
+            .batch_execute("SELECT 1")
+            .map_err(diesel::r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut Conn) -> bool {
+        conn.broken || diesel::r2d2::R2D2Connection::is_broken(&mut conn.inner)
+    }
+}
 
 /// Per-connection settings, applied when the pool opens a connection.
 #[derive(Debug, Clone)]
@@ -51,16 +109,20 @@ impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for SessionSetup {
 /// Builds the pool without connecting, so that the service starts (and `/health/`
 /// answers 503) while the database is down.
 pub fn build_pool(settings: &Settings) -> DbPool {
-    let manager = ConnectionManager::<PgConnection>::new(settings.database_url.as_str());
+    let manager = Manager {
+        url: settings.database_url.as_str().to_string(),
+        setup: SessionSetup {
+            statement_timeout: settings.statement_timeout,
+            jit: settings.db_jit,
+        },
+    };
     r2d2::Pool::builder()
         .max_size(settings.db_pool_size)
         .min_idle(Some(settings.db_pool_size.min(2)))
         .connection_timeout(settings.db_pool_timeout)
-        .test_on_check_out(true)
-        .connection_customizer(Box::new(SessionSetup {
-            statement_timeout: settings.statement_timeout,
-            jit: settings.db_jit,
-        }))
+        // A connection that failed is marked broken by `run` and closed on return, so
+        // checkouts need no round trip.
+        .test_on_check_out(false)
         .build_unchecked(manager)
 }
 
@@ -75,7 +137,11 @@ where
     actix_web::web::block(move || {
         let _entered = span.enter();
         let mut conn = pool.get()?;
-        f(&mut conn)
+        let result = f(&mut conn);
+        if matches!(result, Err(ApiError::Unavailable(_))) {
+            conn.mark_broken();
+        }
+        result
     })
     .await
     .map_err(|e| ApiError::internal(format!("blocking task failed: {e}")))?

@@ -4,6 +4,7 @@
 
 mod catalogue;
 mod cli;
+mod faults;
 mod health;
 mod helpers;
 mod ingest;
