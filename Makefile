@@ -3,7 +3,7 @@
 CARGO ?= cargo
 BIN := ./target/release/seriesd
 
-.PHONY: run build init migrate seed test fmt lint bench bench-ingest bench-query
+.PHONY: run build init migrate seed test fmt lint openapi api-check bench bench-ingest bench-query
 
 run: build ## build, migrate, seed, serve
 	$(BIN) migrate
@@ -32,6 +32,14 @@ fmt:
 lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
+
+openapi: ## rewrite openapi/openapi.json from the code (the test `openapi::committed_document_is_current` checks it)
+	$(CARGO) run --quiet -- openapi > openapi/openapi.json.tmp
+	mv openapi/openapi.json.tmp openapi/openapi.json
+
+api-check: ## schemathesis against a real server on a fresh database (creates .venv-api-check/)
+	$(CARGO) build
+	bash tests/api-check/run.sh
 
 bench: bench-ingest bench-query ## the whole suite; rewrites BENCHMARKS.md
 

@@ -193,6 +193,10 @@ pub struct Settings {
     pub retention_weeks: Option<u32>,
     /// Period of the maintenance jobs (partition pre-making, retention).
     pub maintenance_period: Duration,
+    /// Period of the rollup refresh job.
+    pub rollup_period: Duration,
+    /// Whether queries may read rollups (false: always raw points).
+    pub rollups: bool,
 }
 
 impl Settings {
@@ -248,7 +252,7 @@ impl Settings {
             ingest_writers: env.get_positive("INGEST_WRITERS", 3)? as usize,
             ingest_batch_points: env.get_positive("INGEST_BATCH_POINTS", 20_000)? as usize,
             max_buckets: env.get_positive("MAX_BUCKETS", 10_000)? as i64,
-            cache_ttl: Duration::from_secs(env.get_positive("CACHE_TTL_SECS", 3600)?),
+            cache_ttl: Duration::from_secs(env.get("CACHE_TTL_SECS", 3600)?),
             cache_ttl_recent: Duration::from_secs(env.get("CACHE_TTL_RECENT_SECS", 5)?),
             redis_timeout: Duration::from_millis(env.get_positive("REDIS_TIMEOUT_MS", 250)?),
             retention_weeks: match env.get::<u32>("RETENTION_WEEKS", 0)? {
@@ -258,6 +262,8 @@ impl Settings {
             maintenance_period: Duration::from_secs(
                 env.get_positive("MAINTENANCE_PERIOD_SECS", 3600)?,
             ),
+            rollup_period: Duration::from_millis(env.get_positive("ROLLUP_PERIOD_MS", 1000)?),
+            rollups: env.get_bool("ROLLUPS", true)?,
         })
     }
 }

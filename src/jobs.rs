@@ -24,6 +24,8 @@ pub struct Job {
     pub lock_key: i64,
     pub period: Duration,
     pub run: JobFn,
+    /// Log only the runs that did something (or failed): for jobs that run every second.
+    pub quiet: bool,
 }
 
 /// Runs and failures per job, for `/metrics`.
@@ -68,6 +70,12 @@ pub fn run_once(conn: &mut PgConnection, job: &Job) -> Result<Option<String>, Ap
         Ok(s) => (true, s.clone()),
         Err(e) => (false, e.to_string()),
     };
+    if job.quiet && ok && summary.is_empty() {
+        let _ = diesel::sql_query("SELECT pg_advisory_unlock($1) AS locked")
+            .bind::<BigInt, _>(job.lock_key)
+            .get_result::<Locked>(conn);
+        return result.map(Some);
+    }
     let logged = diesel::sql_query(
         "INSERT INTO job_runs (job, instance, started_at, finished_at, ok, summary)
          VALUES ($1, $2, $3, now(), $4, $5)",

@@ -3,7 +3,8 @@
 //!
 //! Layers, from the edge in: [`routes`] (HTTP only) call [`services`] (the logic), which
 //! call [`db`] (all SQL). [`domain`] holds validated input types used by all of them;
-//! [`startup`] wires everything into a running [`startup::Application`].
+//! [`startup`] wires everything into a running [`startup::Application`]; [`openapi`]
+//! describes the HTTP API.
 
 pub mod cache;
 pub mod config;
@@ -12,6 +13,7 @@ pub mod domain;
 pub mod error;
 pub mod jobs;
 pub mod metrics;
+pub mod openapi;
 pub mod routes;
 pub mod services;
 pub mod startup;

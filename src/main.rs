@@ -28,10 +28,26 @@ enum Command {
     Seed,
     /// Load generated sessions through the HTTP API of a running server.
     Stress(seriesd::stress::StressArgs),
+    /// Print the OpenAPI document (JSON) on standard output; `make openapi` writes it to
+    /// openapi/openapi.json. Needs no database.
+    Openapi,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The document depends on the code only: no settings, no database.
+    if let Command::Openapi = cli.command {
+        return match seriesd::openapi::json() {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Err(e) = dotenvy::dotenv()
         && !e.not_found()
     {
@@ -58,6 +74,7 @@ fn main() -> ExitCode {
         }),
         Command::Seed => seed_command(&settings),
         Command::Stress(args) => seriesd::stress::run(args),
+        Command::Openapi => Ok(()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

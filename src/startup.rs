@@ -152,12 +152,14 @@ fn spawn_background_jobs(
         pool.clone(),
         Job {
             name: "partition-premake",
+            quiet: false,
             lock_key: 7_236_101,
             period: settings.maintenance_period,
             run: Arc::new(move |conn| {
                 let first = crate::db::partitions::week_of(chrono::Utc::now());
                 let weeks = (first..=first + ahead).collect();
                 let created = parts.ensure_weeks(conn, &weeks)?;
+                crate::db::maintenance::prune_job_runs(conn)?;
                 Ok(if created > 0 {
                     format!("{created} weekly partitions made ahead")
                 } else {
@@ -168,6 +170,33 @@ fn spawn_background_jobs(
         premake.clone(),
     );
     let mut stats = vec![("partition-premake", premake)];
+    let rollups = Arc::new(JobStats::default());
+    jobs::spawn(
+        pool.clone(),
+        Job {
+            name: "rollup-refresh",
+            lock_key: 7_236_103,
+            period: settings.rollup_period,
+            quiet: true,
+            run: Arc::new(|conn| {
+                let mut refreshed = 0;
+                loop {
+                    let n = crate::db::rollups::refresh(conn, 2000)?;
+                    refreshed += n;
+                    if n < 2000 {
+                        break;
+                    }
+                }
+                Ok(if refreshed > 0 {
+                    format!("{refreshed} hours refreshed")
+                } else {
+                    String::new()
+                })
+            }),
+        },
+        rollups.clone(),
+    );
+    stats.push(("rollup-refresh", rollups));
     if let Some(weeks) = settings.retention_weeks {
         let parts = partitions.clone();
         let retention = Arc::new(JobStats::default());
@@ -175,6 +204,7 @@ fn spawn_background_jobs(
             pool.clone(),
             Job {
                 name: "retention",
+                quiet: false,
                 lock_key: 7_236_102,
                 period: settings.maintenance_period,
                 run: Arc::new(move |conn| {

@@ -100,3 +100,9 @@ pub fn storage_mode(conn: &mut PgConnection) -> QueryResult<StorageMode> {
 pub fn ping(conn: &mut PgConnection) -> QueryResult<()> {
     conn.batch_execute("SELECT 1")
 }
+
+/// Keeps a week of `job_runs`.
+pub fn prune_job_runs(conn: &mut PgConnection) -> QueryResult<usize> {
+    diesel::sql_query("DELETE FROM job_runs WHERE started_at < now() - interval '7 days'")
+        .execute(conn)
+}

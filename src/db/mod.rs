@@ -12,14 +12,15 @@ pub mod metric_types;
 pub mod partitions;
 pub mod points;
 pub mod retrieval;
+pub mod rollups;
 pub mod schema;
 pub mod sessions;
 
 use crate::config::Settings;
 use crate::error::ApiError;
+use diesel::Connection;
 use diesel::connection::SimpleConnection;
 use diesel::pg::PgConnection;
-use diesel::Connection;
 use diesel::r2d2::CustomizeConnection;
 use std::time::Duration;
 
@@ -64,7 +65,8 @@ impl r2d2::ManageConnection for Manager {
     type Error = diesel::r2d2::Error;
 
     fn connect(&self) -> Result<Conn, Self::Error> {
-        let mut inner = PgConnection::establish(&self.url).map_err(diesel::r2d2::Error::ConnectionError)?;
+        let mut inner =
+            PgConnection::establish(&self.url).map_err(diesel::r2d2::Error::ConnectionError)?;
         self.setup.on_acquire(&mut inner)?;
         Ok(Conn {
             inner,

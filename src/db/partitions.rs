@@ -183,26 +183,6 @@ fn create_week(conn: &mut PgConnection, week: i64) -> QueryResult<bool> {
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use chrono::TimeZone;
-
-    #[test]
-    fn weeks_start_on_mondays_from_the_origin() {
-        let origin = Utc.with_ymd_and_hms(2000, 1, 3, 0, 0, 0).unwrap();
-        assert_eq!(week_of(origin), 0);
-        assert_eq!(week_of(origin - TimeDelta::seconds(1)), -1);
-        assert_eq!(week_start(-1), origin - TimeDelta::days(7));
-        let t = Utc.with_ymd_and_hms(1999, 6, 1, 12, 0, 0).unwrap();
-        let w = week_of(t);
-        assert!(week_start(w) <= t && t < week_start(w + 1));
-        assert_eq!(partition_name(w), "points_w19990531");
-        let t = Utc.with_ymd_and_hms(2090, 1, 1, 0, 0, 0).unwrap();
-        assert_eq!(partition_name(week_of(t)), "points_w20891226");
-    }
-}
-
 /// Drops every native week partition that ends at or before `cutoff`, bumping the write
 /// generation of the users whose points go (their cached answers must not survive).
 /// Returns the dropped partitions' names. On TimescaleDB, drops chunks with
@@ -235,6 +215,7 @@ pub fn drop_older_than(
         });
     }
     manager.reload(conn)?;
+    super::rollups::forget_before(conn, cutoff)?;
     let last_week = week_of(cutoff) - 1; // weeks ending at or before the cutoff's week start
     let mut weeks: Vec<i64> = {
         let known = manager.known.read().unwrap_or_else(|e| e.into_inner());
@@ -261,4 +242,24 @@ pub fn drop_older_than(
         dropped.push(name);
     }
     Ok(dropped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn weeks_start_on_mondays_from_the_origin() {
+        let origin = Utc.with_ymd_and_hms(2000, 1, 3, 0, 0, 0).unwrap();
+        assert_eq!(week_of(origin), 0);
+        assert_eq!(week_of(origin - TimeDelta::seconds(1)), -1);
+        assert_eq!(week_start(-1), origin - TimeDelta::days(7));
+        let t = Utc.with_ymd_and_hms(1999, 6, 1, 12, 0, 0).unwrap();
+        let w = week_of(t);
+        assert!(week_start(w) <= t && t < week_start(w + 1));
+        assert_eq!(partition_name(w), "points_w19990531");
+        let t = Utc.with_ymd_and_hms(2090, 1, 1, 0, 0, 0).unwrap();
+        assert_eq!(partition_name(week_of(t)), "points_w20891226");
+    }
 }

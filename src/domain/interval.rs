@@ -32,6 +32,11 @@ impl CalendarUnit {
     }
 }
 
+/// The widest fixed width: 36,525 days (100 years). Accepted times span 1900–2200, so a
+/// wider bucket says nothing more, and bucket arithmetic (here and in PostgreSQL, whose
+/// intervals stop near 290,000 years) stays far from overflowing.
+pub const MAX_FIXED_SECS: i64 = 36_525 * 86_400;
+
 /// The bucket width of a query.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Interval {
@@ -84,6 +89,12 @@ impl Interval {
             'w' => 604_800,
             _ => return Err(err()),
         };
+        if n * secs > MAX_FIXED_SECS {
+            return Err(format!(
+                "Interval '{s}' is longer than the maximum of {}d (100 years).",
+                MAX_FIXED_SECS / 86_400
+            ));
+        }
         Ok(Self::Fixed(n * secs))
     }
 
@@ -199,9 +210,16 @@ mod tests {
             "5",
             "1.5h",
             "99999999999s",
+            "999999999w",
+            "36526d",
+            "5218w",
         ] {
             assert!(Interval::parse(bad).is_err(), "{bad}");
         }
+        assert_eq!(
+            Interval::parse("36525d"),
+            Ok(Interval::Fixed(MAX_FIXED_SECS))
+        );
     }
 
     #[test]

@@ -76,8 +76,9 @@ impl AggFunc {
             Self::Max => format!("max({v})"),
             Self::Count => format!("count({v})::float8"),
             Self::Sum => format!("sum({v})"),
-            Self::First => format!("(array_agg({v} ORDER BY time))[1]"),
-            Self::Last => format!("(array_agg({v} ORDER BY time DESC))[1]"),
+            // Ties on time: the smallest value first, the largest last (as rollups do).
+            Self::First => format!("(array_agg({v} ORDER BY time, {v}))[1]"),
+            Self::Last => format!("(array_agg({v} ORDER BY time DESC, {v} DESC))[1]"),
             Self::Median => format!("percentile_cont(0.5) WITHIN GROUP (ORDER BY {v})"),
             Self::P90 => format!("percentile_cont(0.9) WITHIN GROUP (ORDER BY {v})"),
             Self::P95 => format!("percentile_cont(0.95) WITHIN GROUP (ORDER BY {v})"),
@@ -98,6 +99,14 @@ pub enum Fill {
 }
 
 impl Fill {
+    pub const ALL: [Fill; 5] = [
+        Self::None,
+        Self::Null,
+        Self::Zero,
+        Self::Previous,
+        Self::Linear,
+    ];
+
     pub fn parse(s: &str) -> Result<Self, String> {
         match s.trim().to_ascii_lowercase().as_str() {
             "none" => Ok(Self::None),

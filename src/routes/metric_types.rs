@@ -6,7 +6,7 @@ use crate::db;
 use crate::error::ApiError;
 use crate::routes::query_params::{LimitOffset, check};
 use crate::routes::sessions::read_body;
-use crate::services::catalogue_admin::{self, MetricTypeInput};
+use crate::services::catalogue_admin::{self, MetricTypeInput, MetricTypeView};
 use crate::startup::AppState;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Map, json};
@@ -24,6 +24,21 @@ fn require_admin(_req: &HttpRequest) -> Result<(), ApiError> {
 }
 
 /// `GET /api/metrictypes/`: a limit/offset page, ordered by series.
+#[utoipa::path(
+    get,
+    path = "/api/metrictypes/",
+    operation_id = "metrictypes_list",
+    tag = "metric types",
+    summary = "List the metric types",
+    description = "The catalogue, by series name, in DRF's limit/offset envelope.",
+    params(crate::openapi::MetricTypeListParams),
+    responses(
+        (status = 200, description = "One page.", body = crate::openapi::MetricTypePage),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 503, response = crate::openapi::Unavailable),
+        (status = 405, response = crate::openapi::MethodNotAllowed),
+    )
+)]
 pub async fn list(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -40,6 +55,21 @@ pub async fn list(
 }
 
 /// `GET /api/metrictypes/{series}/`.
+#[utoipa::path(
+    get,
+    path = "/api/metrictypes/{series}/",
+    operation_id = "metrictypes_retrieve",
+    tag = "metric types",
+    summary = "One metric type",
+    params(("series" = String, Path, description = "The series name: 1–255 characters from `A-Z a-z 0-9 _ . : -`.",
+        pattern = "^[A-Za-z0-9_.:-]{1,255}$", example = "session.urine.color")),
+    responses(
+        (status = 200, description = "The metric type.", body = MetricTypeView),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 503, response = crate::openapi::Unavailable),
+        (status = 405, response = crate::openapi::MethodNotAllowed),
+    )
+)]
 pub async fn get(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -50,6 +80,28 @@ pub async fn get(
 }
 
 /// `POST /api/metrictypes/`: 201, or 409 when the series exists.
+#[utoipa::path(
+    post,
+    path = "/api/metrictypes/",
+    operation_id = "metrictypes_create",
+    tag = "metric types",
+    summary = "Create a metric type",
+    description = "Adds a series to the catalogue (an admin's action once authentication \
+                   exists). The schema must itself be a valid JSON Schema.",
+    request_body(content = crate::openapi::MetricTypeCreate, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created.", body = MetricTypeView),
+        (status = 400, description = "Malformed JSON (`detail`), or field errors: a missing or \
+            bad series name, an invalid JSON Schema, an unknown kind.",
+            body = crate::openapi::BadRequestBody,
+            example = json!({"schema": ["\"nope\" is not valid under any of the schemas listed in the 'anyOf' keyword (at /type)"]})),
+        (status = 409, description = "The series exists.", body = crate::openapi::ErrorDetail,
+            example = json!({"detail": "Metric type 'lab.ph' already exists; use PUT /api/metrictypes/lab.ph/ to replace it."})),
+        (status = 413, response = crate::openapi::PayloadTooLarge),
+        (status = 503, response = crate::openapi::Unavailable),
+        (status = 405, response = crate::openapi::MethodNotAllowed),
+    )
+)]
 pub async fn create(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -67,6 +119,26 @@ pub async fn create(
 }
 
 /// `PUT /api/metrictypes/{series}/`: creates (201) or replaces (200) the type.
+#[utoipa::path(
+    put,
+    path = "/api/metrictypes/{series}/",
+    operation_id = "metrictypes_update",
+    tag = "metric types",
+    summary = "Create or replace a metric type",
+    description = "Replaces the schema, description and kind (an admin's action once \
+                   authentication exists). Stored points are not re-validated or rewritten.",
+    params(("series" = String, Path, description = "The series name: 1–255 characters from `A-Z a-z 0-9 _ . : -`.",
+        pattern = "^[A-Za-z0-9_.:-]{1,255}$", example = "session.urine.color")),
+    request_body(content = crate::openapi::MetricTypeReplace, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Replaced.", body = MetricTypeView),
+        (status = 201, description = "Created.", body = MetricTypeView),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 413, response = crate::openapi::PayloadTooLarge),
+        (status = 503, response = crate::openapi::Unavailable),
+        (status = 405, response = crate::openapi::MethodNotAllowed),
+    )
+)]
 pub async fn replace(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -90,6 +162,32 @@ pub async fn replace(
 
 /// `DELETE /api/metrictypes/{series}/[?force=true]`: 204; 409 if points exist and
 /// `force` is not set.
+#[utoipa::path(
+    delete,
+    path = "/api/metrictypes/{series}/",
+    operation_id = "metrictypes_destroy",
+    tag = "metric types",
+    summary = "Delete a metric type",
+    description = "Removes the series from the catalogue (an admin's action once \
+                   authentication exists). A series with points needs `force=true`, which \
+                   deletes its points too.",
+    params(
+        ("series" = String, Path, description = "The series name: 1–255 characters from `A-Z a-z 0-9 _ . : -`.",
+        pattern = "^[A-Za-z0-9_.:-]{1,255}$", example = "session.urine.color"),
+        ("force" = Option<bool>, Query, description = "Also delete the series' points. \
+            Accepts `true`/`false`, `1`/`0`, `yes`/`no`. Default `false`."),
+    ),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 409, description = "The series has points and `force` is not set.",
+            body = crate::openapi::ErrorDetail,
+            example = json!({"detail": "Metric type 'lab.ph' has stored points; add ?force=true to delete them with it."})),
+        (status = 503, response = crate::openapi::Unavailable),
+        (status = 405, response = crate::openapi::MethodNotAllowed),
+    )
+)]
 pub async fn delete(
     state: web::Data<AppState>,
     req: HttpRequest,

@@ -3,6 +3,23 @@
 use crate::startup::AppState;
 use actix_web::{HttpResponse, web};
 
+/// `GET /metrics/`: Prometheus text about the service itself.
+#[utoipa::path(
+    get,
+    path = "/metrics/",
+    operation_id = "metrics",
+    tag = "service",
+    summary = "Prometheus metrics",
+    description = "The service's own metrics in Prometheus' text format: requests and latency \
+                   by route, points ingested, cache hits and misses, pool use, background \
+                   job runs. Also at `/metrics`.",
+    responses(
+        (status = 200, description = "Prometheus text exposition format 0.0.4.", body = String,
+            content_type = "text/plain; version=0.0.4",
+            example = json!("# TYPE seriesd_points_ingested_total counter\nseriesd_points_ingested_total 10\n")),
+        (status = 405, response = crate::openapi::MethodNotAllowed),
+    )
+)]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let pool = state.pool.state();
     let jobs: Vec<(&str, &crate::jobs::JobStats)> =

@@ -1,8 +1,11 @@
 //! HTTP only: extract, convert to domain types, call a service, respond.
 //!
 //! Every path is registered with a trailing slash; `NormalizePath` (in `startup`) adds
-//! the slash to requests that lack it, so both forms work.
+//! the slash to requests that lack it, so both forms work. The one table below,
+//! [`ROUTES`], is both what [`configure`] registers and what the OpenAPI test compares
+//! the document against, so a route cannot be added without being documented.
 
+pub mod docs;
 pub mod health;
 pub mod metric_types;
 pub mod metrics;
@@ -12,85 +15,79 @@ pub mod sessions;
 pub mod timeseries;
 
 use crate::error::ApiError;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::http::Method;
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 
-/// Registers every route.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/metrics/")
-            .name("metrics")
-            .route(web::get().to(metrics::metrics))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/health/")
-            .name("health")
-            .route(web::get().to(health::health))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/api/sessions/")
-            .name("sessions")
-            .route(web::post().to(sessions::create))
-            .route(web::get().to(sessions::list))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/api/sessions/bulk/")
-            .name("sessions-bulk")
-            .route(web::post().to(sessions::bulk))
-            .default_service(web::to(method_not_allowed)),
-    )
-    // After `bulk/`, which would otherwise be taken for a session id.
-    .service(
-        web::resource("/api/sessions/{session_id}/")
-            .name("session")
-            .route(web::get().to(sessions::detail))
-            .route(web::delete().to(sessions::delete))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/api/metrictypes/")
-            .name("metric-types")
-            .route(web::get().to(metric_types::list))
-            .route(web::post().to(metric_types::create))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        // Series names may hold dots and colons; the handlers validate the name.
-        web::resource("/api/metrictypes/{series}/")
-            .name("metric-type")
-            .route(web::get().to(metric_types::get))
-            .route(web::put().to(metric_types::replace))
-            .route(web::delete().to(metric_types::delete))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/api/timeseries/latest/")
-            .name("timeseries-latest")
-            .route(web::get().to(points::latest))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/api/timeseries/points/")
-            .name("timeseries-points")
-            .route(web::get().to(points::points))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/api/timeseries/")
-            .name("timeseries")
-            .route(web::get().to(timeseries::timeseries))
-            .default_service(web::to(method_not_allowed)),
-    );
+/// Declares the route table once and expands it into [`ROUTES`] and [`configure`].
+/// Each resource answers the methods it lists and a JSON 405 (with `Allow`) to others.
+macro_rules! routes {
+    ($( $path:literal as $name:literal { $( $method:ident => $handler:path ),+ $(,)? } )+) => {
+        /// Every resource the server registers, in registration order: its path (as the
+        /// OpenAPI document writes it) and its methods.
+        pub const ROUTES: &[(&str, &[&str])] = &[ $( ($path, &[ $( stringify!($method) ),+ ]) ),+ ];
+
+        /// Registers every route of [`ROUTES`].
+        pub fn configure(cfg: &mut web::ServiceConfig) {
+            $(
+                cfg.service(
+                    web::resource($path)
+                        .name($name)
+                        $( .route(web::method(Method::$method).to($handler)) )+
+                        .default_service(web::to(|req: HttpRequest| {
+                            method_not_allowed(req, &[ $( stringify!($method) ),+ ])
+                        })),
+                );
+            )+
+        }
+    };
 }
 
-/// The JSON 405 of every resource.
-pub async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::MethodNotAllowed(format!(
-        "Method \"{}\" not allowed.",
-        req.method()
-    )))
+routes! {
+    "/metrics/" as "metrics" { GET => metrics::metrics }
+    "/health/" as "health" { GET => health::health }
+    "/api/sessions/" as "sessions" {
+        POST => sessions::create,
+        GET => sessions::list,
+    }
+    "/api/sessions/bulk/" as "sessions-bulk" { POST => sessions::bulk }
+    // After `bulk/`, which would otherwise be taken for a session id.
+    "/api/sessions/{session_id}/" as "session" {
+        GET => sessions::detail,
+        DELETE => sessions::delete,
+    }
+    "/api/metrictypes/" as "metric-types" {
+        GET => metric_types::list,
+        POST => metric_types::create,
+    }
+    // Series names may hold dots and colons; the handlers validate the name.
+    "/api/metrictypes/{series}/" as "metric-type" {
+        GET => metric_types::get,
+        PUT => metric_types::replace,
+        DELETE => metric_types::delete,
+    }
+    "/api/timeseries/latest/" as "timeseries-latest" { GET => points::latest }
+    "/api/timeseries/points/" as "timeseries-points" { GET => points::points }
+    "/api/timeseries/" as "timeseries" { GET => timeseries::timeseries }
+    "/api/schema/" as "schema" { GET => docs::schema }
+    "/redoc/" as "redoc" { GET => docs::redoc }
+    // Registered with the slash like every path; the page asks for it without one.
+    "/redoc/redoc.standalone.js/" as "redoc-script" { GET => docs::redoc_script }
+}
+
+/// The JSON 405 of every resource, with the `Allow` header RFC 9110 asks for.
+pub async fn method_not_allowed(
+    req: HttpRequest,
+    allowed: &'static [&'static str],
+) -> HttpResponse {
+    let mut response =
+        ApiError::MethodNotAllowed(format!("Method \"{}\" not allowed.", req.method()))
+            .error_response();
+    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&allowed.join(", ")) {
+        response
+            .headers_mut()
+            .insert(actix_web::http::header::ALLOW, value);
+    }
+    response
 }
 
 /// The JSON 404 of the whole app.

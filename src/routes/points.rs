@@ -7,7 +7,9 @@ use crate::domain::query::SeriesPatterns;
 use crate::domain::timestamp::parse_time_param;
 use crate::error::ApiError;
 use crate::routes::query_params::{limit_param, required_uuid, url_with, uuid_param};
-use crate::services::retrieval::{self, Export, Format, LatestQuery, PointKey, PointsQuery};
+use crate::services::retrieval::{
+    self, Export, Format, LatestQuery, LatestResponse, Page, PageRow, PointKey, PointsQuery,
+};
 use crate::startup::AppState;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
@@ -71,6 +73,24 @@ pub fn parse_latest(
 }
 
 /// `GET /api/timeseries/latest/?user_id=&series=&as_of=&session_id=`.
+#[utoipa::path(
+    get,
+    path = "/api/timeseries/latest/",
+    operation_id = "timeseries_latest",
+    tag = "timeseries",
+    summary = "The latest point of each series",
+    description = "For each matched series, its last point at or before `as_of` (an AS OF \
+                   query): one backwards index probe per series, never a scan of the user's \
+                   history. Two points of different sessions at the same instant: the larger \
+                   session id wins.",
+    params(crate::openapi::LatestParams),
+    responses(
+        (status = 200, description = "The latest points, by series name.", body = LatestResponse),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 503, response = crate::openapi::Unavailable),
+        (status = 405, response = crate::openapi::MethodNotAllowed),
+    )
+)]
 pub async fn latest(
     state: web::Data<AppState>,
     params: web::Query<HashMap<String, String>>,
@@ -144,6 +164,36 @@ pub fn parse_points(params: &HashMap<String, String>) -> Result<PointsRequest, A
 }
 
 /// `GET /api/timeseries/points/?user_id=&series=&start_time=&end_time=&session_id=&limit=&cursor=&format=`.
+#[utoipa::path(
+    get,
+    path = "/api/timeseries/points/",
+    operation_id = "timeseries_points",
+    tag = "timeseries",
+    summary = "Raw points: pages or an export",
+    description = "A user's points in `(time, series, session)` order. `format=json`: \
+                   keyset-paginated pages (follow `next`). `format=csv` (a header line \
+                   `time,series,session_id,value`, the JSON value quoted) or `format=ndjson` \
+                   (one object per line): the whole range streamed as a download; a failure \
+                   part-way aborts the response rather than truncating it.",
+    params(crate::openapi::PointsParams),
+    responses(
+        (status = 200,
+            headers(("Content-Disposition" = String,
+                description = "Exports only: `attachment; filename=\"points.csv\"` (or `points.ndjson`).")),
+            description = "A page (`json`); the points as CSV; or the points as NDJSON, one \
+                object per line (each item of the array as one line).",
+            content(
+                (Page = "application/json"),
+                (String = "text/csv", example = json!("time,series,session_id,value\n2025-01-01T00:02:00Z,lab.ph,1f1c3c36-8a6e-4a52-9d1e-3f1b7c0e9a11,\"6.5\"\n")),
+                (Vec<PageRow> = "application/x-ndjson", example = json!([
+                    {"time": "2025-01-01T00:02:00Z", "series": "lab.ph", "session_id": "1f1c3c36-8a6e-4a52-9d1e-3f1b7c0e9a11", "value": 6.5}
+                ])),
+            )),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 503, response = crate::openapi::Unavailable),
+        (status = 405, response = crate::openapi::MethodNotAllowed),
+    )
+)]
 pub async fn points(
     state: web::Data<AppState>,
     req: HttpRequest,

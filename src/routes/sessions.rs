@@ -4,8 +4,8 @@
 use crate::db;
 use crate::error::ApiError;
 use crate::routes::query_params::{self, LimitOffset};
-use crate::services::ingest::{self, Rejection, SessionWrite};
-use crate::services::sessions as session_service;
+use crate::services::ingest::{self, BulkReport, IngestOutcome, Rejection, SessionWrite};
+use crate::services::sessions::{self as session_service, SessionDetail};
 use crate::startup::AppState;
 use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::BytesMut;
@@ -76,6 +76,40 @@ async fn parse(state: &web::Data<AppState>, body: web::Bytes) -> Result<SessionW
     }
 }
 
+/// `POST /api/sessions/`: one session of points, all-or-nothing.
+#[utoipa::path(
+    post,
+    path = "/api/sessions/",
+    operation_id = "sessions_create",
+    tag = "sessions",
+    summary = "Post a session of points",
+    description = "Stores a session's points, all or none: any bad point rejects the whole \
+                   body with a 400 that names every bad point by position. A point is \
+                   identified by (user, series, session, time): posting it again with the same \
+                   value changes nothing (`unchanged`), with another value replaces it \
+                   (`updated`, last write wins). The answer comes once the points are durable.",
+    request_body(
+        content = crate::openapi::SessionBody,
+        content_type = "application/json",
+        description = "The session: `{user_id, session_id, start_ts, data: [{series, time, value}]}`, \
+                       at most `MAX_POINTS_PER_REQUEST` points and `MAX_BODY_MIB` MiB.",
+    ),
+    responses(
+        (status = 201, description = "Stored (or already stored: a retry is safe).", body = IngestOutcome),
+        (status = 400, description = "Malformed JSON (`detail`), or field errors naming each bad \
+            field and each bad point by position.", body = crate::openapi::BadRequestBody,
+            examples(
+                ("bad point" = (value = json!({"data": [{}, {"value": ["Value does not match schema: \"red\" is not of type \"number\""]}]}))),
+                ("unknown series" = (value = json!({"data": [{"series": ["Unknown series 'nope'."]}]}))),
+                ("missing fields" = (value = json!({"user_id": ["This field is required."], "data": ["This field is required."]}))),
+                ("malformed JSON" = (value = json!({"detail": "JSON parse error - EOF while parsing an object at line 1 column 1"}))),
+            )),
+        (status = 409, response = crate::openapi::Conflict),
+        (status = 413, response = crate::openapi::PayloadTooLarge),
+        (status = 503, response = crate::openapi::Unavailable),
+        (status = 405, response = crate::openapi::MethodNotAllowed),
+    )
+)]
 pub async fn create(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -99,6 +133,40 @@ const BULK_PARSE_BYTES: usize = 1024 * 1024;
 /// `POST /api/sessions/bulk/`: NDJSON, one session object per line, streamed. Each line is
 /// all-or-nothing on its own; good lines are committed in batches of about
 /// `INGEST_BATCH_POINTS` points, and a bad line never costs the good ones.
+#[utoipa::path(
+    post,
+    path = "/api/sessions/bulk/",
+    operation_id = "sessions_bulk_create",
+    tag = "sessions",
+    summary = "Load many sessions (NDJSON)",
+    description = "Historical loads: one session object (the body of `POST /api/sessions/`) \
+                   per line, streamed. Each line is validated all-or-nothing on its own and \
+                   reported by number when refused; good lines are committed in batches and \
+                   stay committed. The content type is not checked.",
+    request_body(
+        content(
+            (Vec<crate::openapi::SessionBody> = "application/x-ndjson", example = json!([
+                {"user_id": "6f1c3c36-8a6e-4a52-9d1e-3f1b7c0e9a11", "session_id": "1f1c3c36-8a6e-4a52-9d1e-3f1b7c0e9a11",
+                 "data": [{"series": "session.gut_health_score", "time": "2025-01-01T00:02:00Z", "value": {"value": 6}}]},
+                {"user_id": "6f1c3c36-8a6e-4a52-9d1e-3f1b7c0e9a11", "session_id": "2f1c3c36-8a6e-4a52-9d1e-3f1b7c0e9a11",
+                 "data": [{"series": "session.urine.night_count", "time": "2025-01-02T03:00:00Z", "value": {"value": 2}}]}
+            ])),
+        ),
+        description = "NDJSON: a stream of session objects, one per line (each item of the \
+                       array as one line of JSON); blank lines are skipped. An empty body is \
+                       an empty load (`lines: 0`).",
+    ),
+    responses(
+        (status = 200, description = "The whole stream was read; the report counts stored and \
+            refused lines.", body = BulkReport),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 413, description = "One line is longer than `MAX_BODY_MIB`; lines before it may \
+            have been committed.", body = crate::openapi::ErrorDetail,
+            example = json!({"detail": "Line 3 exceeds the limit of 64 MiB (MAX_BODY_MIB)."})),
+        (status = 503, response = crate::openapi::Unavailable),
+        (status = 405, response = crate::openapi::MethodNotAllowed),
+    )
+)]
 pub async fn bulk(
     state: web::Data<AppState>,
     mut payload: web::Payload,
@@ -235,6 +303,21 @@ pub const MAX_LIST_LIMIT: i64 = 1000;
 
 /// `GET /api/sessions/?user_id=...`: the user's sessions, newest first, limit/offset
 /// paginated.
+#[utoipa::path(
+    get,
+    path = "/api/sessions/",
+    operation_id = "sessions_list",
+    tag = "sessions",
+    summary = "List a user's sessions",
+    description = "Newest first, in DRF's limit/offset envelope.",
+    params(crate::openapi::SessionListParams),
+    responses(
+        (status = 200, description = "One page.", body = crate::openapi::SessionPage),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 503, response = crate::openapi::Unavailable),
+        (status = 405, response = crate::openapi::MethodNotAllowed),
+    )
+)]
 pub async fn list(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -261,6 +344,22 @@ fn session_id(path: &str) -> Result<uuid::Uuid, ApiError> {
 }
 
 /// `GET /api/sessions/{session_id}/`: the session and a per-series summary of its points.
+#[utoipa::path(
+    get,
+    path = "/api/sessions/{session_id}/",
+    operation_id = "sessions_retrieve",
+    tag = "sessions",
+    summary = "One session",
+    description = "The session and a per-series summary of its points.",
+    params(("session_id" = String, Path, format = Uuid,
+        description = "The session; anything that is not a UUID names no session (404).")),
+    responses(
+        (status = 200, description = "The session.", body = SessionDetail),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 503, response = crate::openapi::Unavailable),
+        (status = 405, response = crate::openapi::MethodNotAllowed),
+    )
+)]
 pub async fn detail(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -271,6 +370,23 @@ pub async fn detail(
 }
 
 /// `DELETE /api/sessions/{session_id}/`: 204 once the session and its points are gone.
+#[utoipa::path(
+    delete,
+    path = "/api/sessions/{session_id}/",
+    operation_id = "sessions_destroy",
+    tag = "sessions",
+    summary = "Delete a session",
+    description = "Deletes the session and all its points; the user's cached answers become \
+                   unreachable at once.",
+    params(("session_id" = String, Path, format = Uuid,
+        description = "The session; anything that is not a UUID names no session (404).")),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 503, response = crate::openapi::Unavailable),
+        (status = 405, response = crate::openapi::MethodNotAllowed),
+    )
+)]
 pub async fn delete(
     state: web::Data<AppState>,
     path: web::Path<String>,

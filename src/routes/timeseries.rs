@@ -5,7 +5,7 @@ use crate::domain::interval::Interval;
 use crate::domain::query::{AggFunc, Fill, SeriesPatterns};
 use crate::domain::timestamp::parse_time_param;
 use crate::error::ApiError;
-use crate::services::query::{self, TimeseriesQuery};
+use crate::services::query::{self, QueryResponse, TimeseriesQuery};
 use crate::startup::AppState;
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, TimeDelta, Utc};
@@ -185,12 +185,39 @@ pub fn parse_params(
             tz,
             fill,
             smooth,
+            rollups: true,
         },
         key,
         recent: end_given.is_none_or(|e| e >= now),
     })
 }
 
+/// `GET /api/timeseries/`: bucketed aggregates of one user's points, cached.
+#[utoipa::path(
+    get,
+    path = "/api/timeseries/",
+    operation_id = "timeseries_list",
+    tag = "timeseries",
+    summary = "Bucketed aggregates",
+    description = "Aggregates one user's points per series and time bucket. A numeric series \
+                   aggregates to a number, an object with numeric fields (`{r, g, b}`) to an \
+                   object, any other series to the first value of each bucket (the last with \
+                   `agg_func=last`, the number of points with `count`). Answers are cached \
+                   and never stale: a write for the user makes every cached answer for that \
+                   user unreachable. A range holding more than `MAX_BUCKETS` buckets per \
+                   series is a 400 naming `interval`.",
+    params(crate::openapi::TimeseriesParams),
+    responses(
+        (status = 200, description = "The aggregates.", body = QueryResponse,
+            headers(("X-Cache" = String, description = "`HIT` when answered from the cache, else `MISS`."))),
+        (status = 400, description = "Field errors naming each bad parameter.",
+            body = crate::openapi::BadRequestBody,
+            example = json!({"agg_func": ["'mode' is not an aggregate function; use one of avg, min, max, count, sum, first, last, median, p90, p95, p99, stddev."],
+                             "user_id": ["This parameter is required."]})),
+        (status = 503, response = crate::openapi::Unavailable),
+        (status = 405, response = crate::openapi::MethodNotAllowed),
+    )
+)]
 pub async fn timeseries(
     state: web::Data<AppState>,
     params: web::Query<HashMap<String, String>>,
@@ -214,7 +241,8 @@ pub async fn timeseries(
             .body(body));
     }
     state.metrics.cache_misses.fetch_add(1, Ordering::Relaxed);
-    let q = parsed.query;
+    let mut q = parsed.query;
+    q.rollups = state.settings.rollups;
     let response = db::run(&state.pool, move |conn| query::run(conn, &snapshot, &q)).await?;
     let body = serde_json::to_vec(&response).map_err(ApiError::internal)?;
     let ttl = if parsed.recent {

@@ -15,6 +15,7 @@ use diesel::Connection;
 use diesel::pg::PgConnection;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
+use utoipa::ToSchema;
 
 /// The longest series name (the column is `varchar(255)`).
 pub const MAX_SERIES_LEN: usize = 255;
@@ -58,6 +59,8 @@ pub enum Kind {
 }
 
 impl Kind {
+    pub const ALL: [Kind; 3] = [Self::Measure, Self::Count, Self::Sample];
+
     pub fn parse(s: &str) -> Result<Self, String> {
         match s {
             "measure" => Ok(Self::Measure),
@@ -79,11 +82,28 @@ impl Kind {
     }
 }
 
-/// Checks that `schema` is a JSON Schema (Draft 7 or later) that compiles; the error is
-/// the validator's message.
+/// DRF's message for a NUL character, which PostgreSQL can store neither in `text` nor
+/// in `jsonb`.
+const NUL_MESSAGE: &str = "Null characters are not allowed.";
+
+/// Whether any string or key in `v` holds a NUL character.
+fn holds_nul(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(holds_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)),
+        _ => false,
+    }
+}
+
+/// Checks that `schema` is a JSON Schema (Draft 7 or later) that compiles and can be
+/// stored; the error is the validator's message.
 pub fn check_schema(schema: &Value) -> Result<(), String> {
     if !(schema.is_object() || schema.is_boolean()) {
         return Err("A JSON Schema must be an object or a boolean.".into());
+    }
+    if holds_nul(schema) {
+        return Err(NUL_MESSAGE.into());
     }
     if let Some(uri) = schema.get("$schema").and_then(Value::as_str)
         && (uri.contains("draft-04") || uri.contains("draft-06") || uri.contains("draft-03"))
@@ -181,6 +201,10 @@ impl MetricTypeInput {
         };
         let description = match fields.get("description") {
             None | Some(Value::Null) => String::new(),
+            Some(Value::String(s)) if s.contains('\0') => {
+                error("description", NUL_MESSAGE.into());
+                String::new()
+            }
             Some(Value::String(s)) => s.clone(),
             Some(_) => {
                 error("description", "Not a valid string.".into());
@@ -217,13 +241,27 @@ impl MetricTypeInput {
 }
 
 /// A metric type as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(example = json!({
+    "series": "session.urine.color",
+    "schema": {"type": "object", "properties": {"r": {"type": "number"}, "g": {"type": "number"}, "b": {"type": "number"}}, "required": ["r", "g", "b"]},
+    "description": "Urine color as RGB",
+    "kind": null,
+    "created_at": "2025-01-01T00:00:00Z",
+    "updated_at": "2025-01-01T00:00:00Z"
+}))]
 pub struct MetricTypeView {
     pub series: String,
+    /// The JSON Schema every value of the series must match.
+    #[schema(value_type = Value)]
     pub schema: Value,
     pub description: String,
+    /// How the series aggregates by default; `null` means `measure`.
+    #[schema(value_type = Option<Kind>)]
     pub kind: Option<String>,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub updated_at: String,
 }
 
@@ -260,6 +298,10 @@ fn not_found(series: &str) -> ApiError {
 
 /// One type by name.
 pub fn get(conn: &mut PgConnection, series: &str) -> Result<MetricTypeView, ApiError> {
+    // A name no type can have (one with a NUL would not even reach PostgreSQL).
+    if SeriesName::parse(series).is_err() {
+        return Err(not_found(series));
+    }
     metric_types::get(conn, series)?
         .map(Into::into)
         .ok_or_else(|| not_found(series))
@@ -310,6 +352,9 @@ pub fn delete(
     series: &str,
     force: bool,
 ) -> Result<(), ApiError> {
+    if SeriesName::parse(series).is_err() {
+        return Err(not_found(series));
+    }
     conn.transaction(|conn| {
         let row = metric_types::lock(conn, series)?.ok_or_else(|| not_found(series))?;
         if force {
@@ -320,6 +365,7 @@ pub fn delete(
                 "Metric type '{series}' has stored points; add ?force=true to delete them with it."
             )));
         }
+        crate::db::rollups::forget_series(conn, row.id)?;
         metric_types::delete(conn, row.id)?;
         Ok(())
     })?;
@@ -362,6 +408,14 @@ mod tests {
         );
         // Meta-valid (formats are not asserted) but the pattern does not compile.
         assert!(check_schema(&json!({"type": "string", "pattern": "("})).is_err());
+        // Valid, but PostgreSQL's jsonb cannot hold a NUL, in a key or in a string.
+        for nul in [
+            json!({"description": "a\u{0}b"}),
+            json!({"properties": {"a\u{0}": {}}}),
+            json!({"enum": [["x", "\u{0}"]]}),
+        ] {
+            assert_eq!(check_schema(&nul).unwrap_err(), NUL_MESSAGE, "{nul}");
+        }
     }
 
     #[test]

@@ -21,6 +21,7 @@ use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use tokio::sync::{Mutex, mpsc, oneshot};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 /// A validated session post, ready to write.
@@ -338,8 +339,12 @@ fn parse_point(
 }
 
 /// What a stored session post did.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, ToSchema)]
+#[schema(example = json!({"message": "Data ingested successfully",
+    "user_id": "6f1c3c36-8a6e-4a52-9d1e-3f1b7c0e9a11", "session_id": "1f1c3c36-8a6e-4a52-9d1e-3f1b7c0e9a11",
+    "received": 3, "stored": 3, "duplicates_in_request": 0, "inserted": 3, "updated": 0, "unchanged": 0}))]
 pub struct IngestOutcome {
+    #[schema(example = "Data ingested successfully")]
     pub message: &'static str,
     pub user_id: Uuid,
     pub session_id: Uuid,
@@ -572,6 +577,7 @@ fn batch_transaction(
         }
     }
     let counts = points::upsert(conn, latest.into_values())?;
+    crate::db::rollups::invalidate_staged(conn)?;
     let users: Vec<Uuid> = accepted.iter().map(|&i| writes[i].user_id).collect();
     generations::bump(conn, &users)?;
     for &i in &accepted {
@@ -625,8 +631,13 @@ mod tests {
 }
 
 /// The answer to a bulk NDJSON load.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, ToSchema)]
+#[schema(example = json!({"message": "Bulk load finished", "lines": 7, "accepted": 5, "points": 10,
+    "inserted": 10, "updated": 0, "unchanged": 0,
+    "rejected": [{"line": 2, "errors": {"detail": "JSON parse error - expected value at line 1 column 1"}},
+                 {"line": 5, "errors": {"data": [{"series": ["Unknown series 'nope'."]}]}}]}))]
 pub struct BulkReport {
+    #[schema(example = "Bulk load finished")]
     pub message: &'static str,
     /// Lines read (blank lines are skipped and not counted).
     pub lines: usize,
@@ -641,9 +652,13 @@ pub struct BulkReport {
     pub rejected: Vec<RejectedLine>,
 }
 
-#[derive(Debug, Serialize)]
+/// A refused line of a bulk load.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct RejectedLine {
+    /// The line's number, 1-based (blank lines count).
     pub line: usize,
+    /// What a `POST /api/sessions/` of this line alone would have answered.
+    #[schema(value_type = crate::openapi::BadRequestBody)]
     pub errors: Value,
 }
 

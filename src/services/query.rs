@@ -9,6 +9,7 @@
 //!   `agg_func=last`, the number of points with `count` (the seed's behaviour).
 
 use crate::db::aggregates::{self, Selection};
+use crate::db::rollups;
 use crate::domain::interval::Interval;
 use crate::domain::query::{AggFunc, Fill, SeriesPatterns};
 use crate::domain::timestamp::format_utc;
@@ -21,6 +22,7 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 /// A validated time-series query.
@@ -37,6 +39,8 @@ pub struct TimeseriesQuery {
     pub tz: Tz,
     pub fill: Fill,
     pub smooth: Option<usize>,
+    /// Whether whole buckets may be read from the hourly rollups.
+    pub rollups: bool,
 }
 
 /// How a series' values aggregate.
@@ -98,16 +102,64 @@ enum Cell {
     Json(Option<Value>),
 }
 
-#[derive(Debug, Serialize)]
+/// One bucket of one series.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ResultRow {
+    /// The bucket's start, RFC 3339 with the offset of `tz`.
+    #[schema(format = DateTime, example = "2025-01-01T00:00:00Z")]
     pub bucket: String,
     pub series: String,
+    /// A number (numeric series), an object of numbers by field (`{r, g, b}`), the stored
+    /// value (other series; their `count` is a number), or `null` for a filled gap.
+    #[schema(value_type = Value, example = 6.0)]
     pub value: Value,
 }
 
-#[derive(Debug, Serialize)]
+/// What a query was answered for.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueryMetadata {
+    /// Rows in `results`.
+    pub count: usize,
+    /// The bucket width, canonical (`week`, `5m`, `2h`, ...).
+    pub interval: String,
+    /// The aggregate applied; `by-kind` when none was asked for and the matched series
+    /// default to different ones.
+    #[schema(example = "avg")]
+    pub agg_func: String,
+    pub user_id: Uuid,
+    pub session_id: Option<Uuid>,
+    /// The series the patterns matched, by name.
+    pub series: Vec<String>,
+    #[schema(format = DateTime)]
+    pub start_time: String,
+    #[schema(format = DateTime)]
+    pub end_time: String,
+    /// The IANA zone of calendar buckets.
+    pub tz: String,
+    #[schema(value_type = Fill)]
+    pub fill: &'static str,
+    /// The moving-average window, in buckets; `null` for none.
+    pub smooth: Option<usize>,
+    /// Where the numbers came from: `raw` points, `rollup` (hourly rollups only) or
+    /// `rollup+raw` (rollups for whole, refreshed buckets; raw points for the rest).
+    #[schema(example = "raw")]
+    pub source: &'static str,
+}
+
+/// Bucketed aggregates and what they were computed for.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "metadata": {"count": 2, "interval": "month", "agg_func": "avg",
+                 "user_id": "6f1c3c36-8a6e-4a52-9d1e-3f1b7c0e9a11", "session_id": null,
+                 "series": ["session.gut_health_score", "session.urine.color"],
+                 "start_time": "2025-01-01T00:00:00Z", "end_time": "2025-12-31T00:00:00Z", "tz": "UTC",
+                 "fill": "none", "smooth": null, "source": "raw"},
+    "results": [{"bucket": "2025-01-01T00:00:00Z", "series": "session.gut_health_score", "value": 6.0},
+                {"bucket": "2025-01-01T00:00:00Z", "series": "session.urine.color", "value": {"r": 150.0, "g": 75.0, "b": 5.0}}]
+}))]
 pub struct QueryResponse {
-    pub metadata: Value,
+    pub metadata: QueryMetadata,
+    /// By series, then bucket.
     pub results: Vec<ResultRow>,
 }
 
@@ -138,6 +190,7 @@ pub fn run(
             .push(t.id());
     }
     let mut cells: BTreeMap<i32, BTreeMap<DateTime<Utc>, Cell>> = BTreeMap::new();
+    let mut source = Source::default();
     for ((shape, _), (agg, ids)) in groups {
         let sel = Selection {
             user_id: q.user_id,
@@ -149,25 +202,8 @@ pub fn run(
             tz: q.tz.name().to_string(),
         };
         match (shape, agg) {
-            (Shape::Number, _) => {
-                for r in aggregates::scalar(conn, &sel, agg)? {
-                    cells
-                        .entry(r.series_id)
-                        .or_default()
-                        .insert(r.bucket, Cell::Num(r.v));
-                }
-            }
-            (Shape::Fields, _) => {
-                for r in aggregates::fields(conn, &sel, agg)? {
-                    let cell = cells
-                        .entry(r.series_id)
-                        .or_default()
-                        .entry(r.bucket)
-                        .or_insert_with(|| Cell::Fields(BTreeMap::new()));
-                    if let Cell::Fields(f) = cell {
-                        f.insert(r.field, r.v);
-                    }
-                }
+            (Shape::Number | Shape::Fields, _) => {
+                fetch_numeric(conn, q, shape, agg, &sel, &mut cells, &mut source)?;
             }
             (Shape::Other, AggFunc::Count) => {
                 for r in aggregates::count(conn, &sel)? {
@@ -235,21 +271,183 @@ pub fn run(
             }
         }
     };
-    let metadata = json!({
-        "count": results.len(),
-        "interval": q.interval.canonical(),
-        "agg_func": agg_name,
-        "user_id": q.user_id,
-        "session_id": q.session_id,
-        "series": matched.iter().map(|t| t.row.series.clone()).collect::<Vec<_>>(),
-        "start_time": format_utc(q.start),
-        "end_time": format_utc(q.end),
-        "tz": q.tz.name(),
-        "fill": q.fill.name(),
-        "smooth": q.smooth,
-        "source": "raw",
-    });
+    let metadata = QueryMetadata {
+        count: results.len(),
+        interval: q.interval.canonical(),
+        agg_func: agg_name,
+        user_id: q.user_id,
+        session_id: q.session_id,
+        series: matched.iter().map(|t| t.row.series.clone()).collect(),
+        start_time: format_utc(q.start),
+        end_time: format_utc(q.end),
+        tz: q.tz.name().to_string(),
+        fill: q.fill.name(),
+        smooth: q.smooth,
+        source: source.name(),
+    };
     Ok(QueryResponse { metadata, results })
+}
+
+/// Which storage answered a query.
+#[derive(Debug, Default, Clone, Copy)]
+struct Source {
+    rollup: bool,
+    raw: bool,
+}
+
+impl Source {
+    fn name(self) -> &'static str {
+        match (self.rollup, self.raw) {
+            (true, true) => "rollup+raw",
+            (true, false) => "rollup",
+            _ => "raw",
+        }
+    }
+}
+
+type Cells = BTreeMap<i32, BTreeMap<DateTime<Utc>, Cell>>;
+
+/// Adds aggregated numbers (field "" = the main number) to the cells.
+fn put(
+    cells: &mut Cells,
+    shape: Shape,
+    series_id: i32,
+    bucket: DateTime<Utc>,
+    field: &str,
+    v: Option<f64>,
+) {
+    let slot = cells.entry(series_id).or_default();
+    match shape {
+        Shape::Number => {
+            if field.is_empty() {
+                slot.insert(bucket, Cell::Num(v));
+            }
+        }
+        _ => {
+            let name = if field.is_empty() { "value" } else { field };
+            if let Cell::Fields(f) = slot
+                .entry(bucket)
+                .or_insert_with(|| Cell::Fields(BTreeMap::new()))
+            {
+                f.insert(name.to_string(), v);
+            }
+        }
+    }
+}
+
+/// Whether every offset `tz` takes in `[start, end]` is a whole number of hours.
+fn whole_hour_zone(tz: Tz, start: DateTime<Utc>, end: DateTime<Utc>) -> bool {
+    use chrono::Offset;
+    let mut t = start;
+    loop {
+        let offset = t.with_timezone(&tz).offset().fix().local_minus_utc();
+        if offset % 3600 != 0 {
+            return false;
+        }
+        if t >= end {
+            return true;
+        }
+        t = (t + chrono::TimeDelta::days(15)).min(end);
+    }
+}
+
+/// The whole buckets `[from, to)` of the query that rollups may answer, if any.
+fn rollup_window(q: &TimeseriesQuery, agg: AggFunc) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+    let eligible_interval = match q.interval {
+        Interval::Fixed(w) => w % 3600 == 0,
+        Interval::Calendar(_) => whole_hour_zone(q.tz, q.start, q.end),
+    };
+    if !q.rollups || q.session_id.is_some() || !rollups::supports(agg) || !eligible_interval {
+        return None;
+    }
+    let mut from = q.interval.floor(q.start, q.tz);
+    if from < q.start {
+        from = q.interval.next(from, q.tz);
+    }
+    let last = q.interval.floor(q.end, q.tz);
+    let after = q.interval.next(last, q.tz);
+    // `end` is inclusive: the bucket holding it is whole if `end` is its last microsecond.
+    let to = if after - chrono::TimeDelta::microseconds(1) <= q.end {
+        after
+    } else {
+        last
+    };
+    (from < to).then_some((from, to))
+}
+
+/// Aggregates numeric series: whole, refreshed buckets from the hourly rollups, the rest
+/// (partial edge buckets, hours awaiting refresh) from raw points.
+fn fetch_numeric(
+    conn: &mut PgConnection,
+    q: &TimeseriesQuery,
+    shape: Shape,
+    agg: AggFunc,
+    sel: &Selection,
+    cells: &mut Cells,
+    source: &mut Source,
+) -> Result<(), ApiError> {
+    let raw =
+        |conn: &mut PgConnection, sel: &Selection, cells: &mut Cells| -> Result<(), ApiError> {
+            if shape == Shape::Number {
+                for r in aggregates::scalar(conn, sel, agg)? {
+                    put(cells, shape, r.series_id, r.bucket, "", r.v);
+                }
+            } else {
+                for r in aggregates::fields(conn, sel, agg)? {
+                    let field = if r.field == "value" {
+                        ""
+                    } else {
+                        r.field.as_str()
+                    };
+                    put(cells, shape, r.series_id, r.bucket, field, r.v);
+                }
+            }
+            Ok(())
+        };
+    let Some((from, to)) = rollup_window(q, agg) else {
+        source.raw = true;
+        return raw(conn, sel, cells);
+    };
+    let dirty: std::collections::BTreeSet<DateTime<Utc>> =
+        rollups::pending_hours(conn, sel, from, to)?
+            .into_iter()
+            .map(|h| q.interval.floor(h, q.tz))
+            .collect();
+    for r in rollups::aggregate(conn, sel, agg, from, to)? {
+        if !dirty.contains(&r.bucket) {
+            put(cells, shape, r.series_id, r.bucket, &r.field, r.v);
+            source.rollup = true;
+        }
+    }
+    // Raw points for the edges and the dirty buckets, as inclusive ranges.
+    let micro = chrono::TimeDelta::microseconds(1);
+    let mut ranges: Vec<(DateTime<Utc>, DateTime<Utc>)> = Vec::new();
+    if q.start < from {
+        ranges.push((q.start, from - micro));
+    }
+    for b in &dirty {
+        let (b0, b1) = (*b, q.interval.next(*b, q.tz) - micro);
+        match ranges.last_mut() {
+            Some(last) if last.1 + micro == b0 => last.1 = b1,
+            _ => ranges.push((b0, b1)),
+        }
+    }
+    if to <= q.end {
+        match ranges.last_mut() {
+            Some(last) if last.1 + micro == to => last.1 = q.end,
+            _ => ranges.push((to, q.end)),
+        }
+    }
+    for (start, end) in ranges {
+        let part = Selection {
+            start,
+            end,
+            ..sel.clone()
+        };
+        raw(conn, &part, cells)?;
+        source.raw = true;
+    }
+    Ok(())
 }
 
 /// Every bucket from the one holding `start` to the one holding `end`.

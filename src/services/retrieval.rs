@@ -11,18 +11,19 @@
 
 use crate::db::retrieval::{self, RangeStart, SeriesRange, StoredPoint};
 use crate::domain::query::SeriesPatterns;
-use crate::domain::timestamp::format_utc;
+use crate::domain::timestamp::{self, format_utc};
 use crate::error::ApiError;
 use crate::services::catalogue::Snapshot;
 use crate::services::query::match_series;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use diesel::pg::PgConnection;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 /// A validated `latest` query.
@@ -35,18 +36,27 @@ pub struct LatestQuery {
 }
 
 /// One series' latest point.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct LatestRow {
     pub series: String,
+    #[schema(format = DateTime)]
     pub time: String,
     /// The stored JSON, as it was sent.
+    #[schema(value_type = Value)]
     pub value: Box<RawValue>,
     pub session_id: Uuid,
 }
 
-#[derive(Debug, Serialize)]
+/// The last point of each matched series at or before `as_of`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"as_of": "2025-01-01T00:05:00Z", "results": [
+    {"series": "lab.ph", "time": "2025-01-01T00:02:00Z", "value": 6.5, "session_id": "1f1c3c36-8a6e-4a52-9d1e-3f1b7c0e9a11"},
+    {"series": "session.urine.color", "time": "2025-01-01T00:01:00Z", "value": {"r": 255, "g": 255, "b": 255}, "session_id": "1f1c3c36-8a6e-4a52-9d1e-3f1b7c0e9a11"}
+]}))]
 pub struct LatestResponse {
+    #[schema(format = DateTime)]
     pub as_of: String,
+    /// By series name; a series without a point at or before `as_of` is left out.
     pub results: Vec<LatestRow>,
 }
 
@@ -113,6 +123,11 @@ impl PointKey {
         let series_id = i32::from_be_bytes(b[9..13].try_into().map_err(|_| invalid())?);
         let session_id = Uuid::from_slice(&b[13..29]).map_err(|_| invalid())?;
         let time = DateTime::<Utc>::from_timestamp_micros(micros).ok_or_else(invalid)?;
+        // Every stored point lies within the accepted years; a cursor outside them was
+        // not made by us (and PostgreSQL could not even compare such a time).
+        if !(timestamp::MIN_YEAR..=timestamp::MAX_YEAR).contains(&time.year()) {
+            return Err(invalid());
+        }
         Ok(Self {
             time,
             series_id,
@@ -271,20 +286,29 @@ impl PointMerger {
 }
 
 /// One point of a JSON page.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PageRow {
+    #[schema(format = DateTime)]
     pub time: String,
     pub series: String,
     pub session_id: Uuid,
+    /// The stored JSON, byte for byte as it was sent.
+    #[schema(value_type = Value)]
     pub value: Box<RawValue>,
 }
 
-/// A JSON page, the cursor of the next one (`None` on the last page) and its URL (set
-/// by the HTTP layer).
-#[derive(Debug, Serialize)]
+// The HTTP layer sets `next`.
+/// A keyset page of points in `(time, series, session)` order.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"results": [
+    {"time": "2025-01-01T00:01:00Z", "series": "session.urine.color", "session_id": "1f1c3c36-8a6e-4a52-9d1e-3f1b7c0e9a11", "value": {"r": 255, "g": 255, "b": 255}}
+], "next_cursor": "AQAGKpm9n-cAAAAABB8cPDaKbkpSnR4_G3wOmhE",
+   "next": "http://127.0.0.1:8000/api/timeseries/points/?user_id=6f1c3c36-8a6e-4a52-9d1e-3f1b7c0e9a11&limit=1&cursor=AQAGKpm9n-cAAAAABB8cPDaKbkpSnR4_G3wOmhE"}))]
 pub struct Page {
     pub results: Vec<PageRow>,
+    /// An opaque token for the next page (`cursor`); `null` on the last page.
     pub next_cursor: Option<String>,
+    /// The same request's absolute URL with `cursor` set; `null` on the last page.
     pub next: Option<String>,
 }
 
@@ -326,6 +350,16 @@ pub enum Format {
 }
 
 impl Format {
+    pub const ALL: [Format; 3] = [Self::Json, Self::Csv, Self::Ndjson];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Json => "json",
+            Self::Csv => "csv",
+            Self::Ndjson => "ndjson",
+        }
+    }
+
     pub fn parse(s: &str) -> Result<Self, String> {
         match s.trim().to_ascii_lowercase().as_str() {
             "json" => Ok(Self::Json),
@@ -488,6 +522,15 @@ mod tests {
         assert_eq!(PointKey::decode(&s).unwrap(), k);
         for bad in ["", "abc", "!!!!", &s[..s.len() - 2]] {
             assert!(PointKey::decode(bad).is_err(), "{bad}");
+        }
+        // Well-formed, but at a time no point can have (PostgreSQL cannot even hold
+        // the first one): invalid, not a database error.
+        for micros in [-8_000_000_000_000_000_000, 8_000_000_000_000_000_000] {
+            let far = PointKey {
+                time: DateTime::<Utc>::from_timestamp_micros(micros).unwrap(),
+                ..k
+            };
+            assert!(PointKey::decode(&far.encode()).is_err(), "{micros}");
         }
     }
 

@@ -8,14 +8,19 @@ use crate::error::ApiError;
 use diesel::Connection;
 use diesel::pg::PgConnection;
 use serde::Serialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 /// A session as the list shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct SessionView {
     pub session_id: Uuid,
     pub user_id: Uuid,
+    /// When the session started, as last posted; `null` if never given.
+    #[schema(format = DateTime)]
     pub start_ts: Option<String>,
+    /// When the session was first posted.
+    #[schema(format = DateTime)]
     pub created_at: String,
 }
 
@@ -31,23 +36,31 @@ impl From<SessionRow> for SessionView {
 }
 
 /// What a session holds of one series.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct SeriesSummary {
     pub series: String,
+    /// Points of this series in the session.
     pub count: i64,
+    #[schema(format = DateTime)]
     pub first_time: String,
+    #[schema(format = DateTime)]
     pub last_time: String,
 }
 
 /// One session with a summary of its points.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct SessionDetail {
     #[serde(flatten)]
     pub session: SessionView,
     /// The number of points, all series together.
     pub points: i64,
+    /// The time of the first point; `null` when the session holds none.
+    #[schema(format = DateTime)]
     pub first_time: Option<String>,
+    /// The time of the last point; `null` when the session holds none.
+    #[schema(format = DateTime)]
     pub last_time: Option<String>,
+    /// By series name.
     pub series: Vec<SeriesSummary>,
 }
 
@@ -97,6 +110,7 @@ pub fn delete(conn: &mut PgConnection, session: Uuid) -> Result<usize, ApiError>
     conn.transaction(|conn| {
         sessions::lock_session_ids(conn, &[session])?;
         let row = sessions::get(conn, session)?.ok_or_else(|| not_found(session))?;
+        crate::db::rollups::invalidate_session(conn, row.user_id, session)?;
         let points = sessions::delete(conn, row.user_id, session)?;
         generations::bump(conn, &[row.user_id])?;
         Ok(points)

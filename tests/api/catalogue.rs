@@ -438,3 +438,35 @@ async fn deleting_a_type_with_points_needs_force_which_deletes_them() {
     let (status, body) = post_point(&app, user, "lab.ketones", json!(0.5)).await;
     assert_eq!(status, 400, "{body}");
 }
+
+/// Found by `make api-check`: PostgreSQL stores a NUL character neither in `text` nor in
+/// `jsonb`, so these were 500s.
+#[actix_web::test]
+async fn nul_characters_are_refused_or_name_no_type() {
+    let app = TestApp::spawn().await;
+    let (status, body) = app
+        .post(
+            "/api/metrictypes/",
+            &json!({"series": "t.nul", "schema": {"description": "a\u{0}b"}, "description": "x\u{0}y"}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body,
+        json!({"schema": ["Null characters are not allowed."],
+               "description": ["Null characters are not allowed."]})
+    );
+    let (status, body) = put(
+        &app,
+        "/api/metrictypes/t.nul/",
+        &json!({"schema": {"properties": {"\u{0}": {}}}}),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    for path in ["/api/metrictypes/a%00b/", "/api/metrictypes/a%20b/"] {
+        let (status, body) = app.get(path).await;
+        assert_eq!(status, 404, "GET {path}: {body}");
+        let (status, body) = delete(&app, path).await;
+        assert_eq!(status, 404, "DELETE {path}: {body}");
+    }
+}

@@ -67,6 +67,7 @@ fn a_job_whose_lock_is_held_elsewhere_is_skipped() {
         lock_key: 99_001,
         period: Duration::from_secs(60),
         run: Arc::new(|_| Ok("ran".to_string())),
+        quiet: false,
     };
     let mut holder = db.conn();
     holder

@@ -9,5 +9,7 @@ mod health;
 mod helpers;
 mod ingest;
 mod jobs;
+mod openapi;
 mod query;
 mod retrieval;
+mod rollups;

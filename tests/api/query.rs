@@ -744,3 +744,40 @@ async fn every_bad_parameter_is_a_400_naming_it() {
         assert!(body[name].is_array(), "{params}: {body}");
     }
 }
+
+/// Fixed widths of millions of years, which the document's `interval` pattern allows,
+/// overflowed the bucket arithmetic (a panic, answered 500) and PostgreSQL's intervals.
+#[actix_web::test]
+async fn fixed_widths_are_at_most_a_hundred_years() {
+    let app = TestApp::spawn().await;
+    let user = Uuid::new_v4();
+    ingest(
+        &app,
+        user,
+        &[(
+            "session.gut_health_score",
+            "2025-01-01T00:00:00Z".into(),
+            json!({"value": 5}),
+        )],
+    )
+    .await;
+    for interval in ["999999999w", "36526d", "5218w"] {
+        let (status, body) = app
+            .get(&format!(
+                "/api/timeseries/?user_id={user}&interval={interval}&fill=null&start_time=1900-01-01&end_time=2200-01-01"
+            ))
+            .await;
+        assert_eq!(status, 400, "{interval}: {body}");
+        assert!(
+            body["interval"][0].as_str().unwrap().contains("100 years"),
+            "{body}"
+        );
+    }
+    let (status, body) = app
+        .get(&format!(
+            "/api/timeseries/?user_id={user}&interval=36525d&fill=null&start_time=1900-01-01&end_time=2200-01-01"
+        ))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["metadata"]["interval"], "36525d");
+}

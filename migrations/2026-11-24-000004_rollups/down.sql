@@ -1,0 +1,2 @@
+DROP TABLE IF EXISTS rollup_invalidations;
+DROP TABLE IF EXISTS rollup_hourly;

@@ -1,0 +1,220 @@
+//! Hourly rollups: the rollup path answers exactly what raw points answer, whatever was
+//! written, rewritten or deleted and whatever has been refreshed so far.
+
+use crate::helpers::TestApp;
+use chrono::{TimeDelta, TimeZone, Utc};
+use chrono_tz::Tz;
+use serde_json::{Value, json};
+use seriesd::db::rollups;
+use seriesd::domain::interval::Interval;
+use seriesd::domain::query::{AggFunc, Fill, SeriesPatterns};
+use seriesd::services::catalogue::Catalogue;
+use seriesd::services::query::{self, TimeseriesQuery};
+use uuid::Uuid;
+
+/// A small deterministic generator (splitmix64).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn close(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
+            (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1e-300)
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| close(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+#[actix_web::test]
+async fn the_rollup_path_answers_exactly_what_raw_points_answer() {
+    // The service's own job stays out of the way: this test refreshes by hand.
+    let app = TestApp::spawn_with(&[("ROLLUP_PERIOD_MS", "3600000")]).await;
+    let mut conn = app.conn();
+    let users = [Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4()];
+    let origin = Utc.with_ymd_and_hms(2024, 3, 1, 0, 0, 0).unwrap();
+    let span_secs = 40 * 86_400;
+    let mut rng = Rng(20_261_124);
+    let mut sessions: Vec<(Uuid, Uuid, Value)> = Vec::new();
+    let zones: [Tz; 3] = [
+        Tz::UTC,
+        "America/New_York".parse().unwrap(),
+        "Asia/Kolkata".parse().unwrap(),
+    ];
+    let intervals = ["hour", "3h", "day", "week", "month", "5d", "30m"];
+    let aggs = [
+        AggFunc::Avg,
+        AggFunc::Min,
+        AggFunc::Max,
+        AggFunc::Count,
+        AggFunc::Sum,
+        AggFunc::First,
+        AggFunc::Last,
+    ];
+    let mut compared = 0;
+    let mut rollup_answers = 0;
+    for round in 0..4 {
+        // New sessions, some late (far in the past of the span), some with duplicate times.
+        for _ in 0..12 {
+            let user = users[rng.below(3) as usize];
+            let session = Uuid::new_v4();
+            let base = origin + TimeDelta::seconds(rng.below(span_secs) as i64);
+            let data: Vec<Value> = (0..(5 + rng.below(30)))
+                .map(|_| {
+                    let t = base + TimeDelta::seconds(rng.below(6 * 3600) as i64 - 3 * 3600);
+                    if rng.below(2) == 0 {
+                        json!({"series": "session.gut_health_score", "time": t.to_rfc3339(), "value": {"value": rng.below(1000) as f64 / 7.0}})
+                    } else {
+                        json!({"series": "session.urine.color", "time": t.to_rfc3339(),
+                               "value": {"r": rng.below(256), "g": rng.below(256), "b": rng.below(256)}})
+                    }
+                })
+                .collect();
+            let body = json!({"user_id": user, "session_id": session, "data": data});
+            let (status, resp) = app.post("/api/sessions/", &body).await;
+            assert_eq!(status, 201, "{resp}");
+            sessions.push((user, session, body));
+        }
+        // Rewrites: an old session posted again with other values (last write wins).
+        if round > 0 {
+            let (_, _, body) = sessions[rng.below(sessions.len() as u64) as usize].clone();
+            let mut body = body;
+            for p in body["data"].as_array_mut().unwrap() {
+                if p["series"] == "session.gut_health_score" {
+                    p["value"] = json!({"value": rng.below(100)});
+                }
+            }
+            assert_eq!(app.post("/api/sessions/", &body).await.0, 201);
+        }
+        // Retractions: a session deleted.
+        if round > 1 {
+            let (_, session, _) = sessions.remove(rng.below(sessions.len() as u64) as usize);
+            let (status, _) = crate::helpers::send(
+                app.client
+                    .delete(app.url(&format!("/api/sessions/{session}/"))),
+                None,
+            )
+            .await;
+            assert_eq!(status, 204);
+        }
+        // Refresh some of what is pending, not necessarily all.
+        let limit = [0i64, 50, 100_000, 100_000][rng.below(4) as usize];
+        rollups::refresh(&mut conn, limit).unwrap();
+
+        let snapshot = Catalogue::new().reload(&mut conn).unwrap();
+        for _ in 0..25 {
+            let start = origin + TimeDelta::seconds(rng.below(span_secs / 2) as i64);
+            let start = if rng.below(3) == 0 {
+                Interval::Fixed(86_400).floor(start, Tz::UTC)
+            } else {
+                start
+            };
+            let end = start + TimeDelta::seconds((3600 + rng.below(span_secs / 2)) as i64);
+            let interval =
+                Interval::parse(intervals[rng.below(intervals.len() as u64) as usize]).unwrap();
+            let tz = zones[rng.below(3) as usize];
+            let mut q = TimeseriesQuery {
+                user_id: users[rng.below(3) as usize],
+                session_id: None,
+                patterns: SeriesPatterns::parse("session.gut_health_score,session.urine.color")
+                    .unwrap(),
+                interval,
+                start,
+                end,
+                agg: Some(aggs[rng.below(aggs.len() as u64) as usize]),
+                tz,
+                fill: Fill::None,
+                smooth: None,
+                rollups: true,
+            };
+            let with = query::run(&mut conn, &snapshot, &q).unwrap();
+            q.rollups = false;
+            let without = query::run(&mut conn, &snapshot, &q).unwrap();
+            assert_eq!(without.metadata.source, "raw");
+            if with.metadata.source != "raw" {
+                rollup_answers += 1;
+            }
+            let a = serde_json::to_value(&with.results).unwrap();
+            let b = serde_json::to_value(&without.results).unwrap();
+            let (a, b) = (a.as_array().unwrap(), b.as_array().unwrap());
+            assert_eq!(a.len(), b.len(), "{q:?}\nrollup: {a:?}\nraw: {b:?}");
+            for (x, y) in a.iter().zip(b) {
+                assert_eq!(x["bucket"], y["bucket"], "{q:?}");
+                assert_eq!(x["series"], y["series"], "{q:?}");
+                assert!(
+                    close(&x["value"], &y["value"]),
+                    "{q:?}: {} vs {}",
+                    x["value"],
+                    y["value"]
+                );
+            }
+            compared += 1;
+        }
+    }
+    assert_eq!(compared, 100);
+    assert!(
+        rollup_answers >= 10,
+        "the rollup path was rarely taken: {rollup_answers}"
+    );
+}
+
+#[actix_web::test]
+async fn metadata_says_which_path_answered() {
+    // No caching: the same query is asked again after the rollups changed.
+    let app = TestApp::spawn_with(&[
+        ("ROLLUP_PERIOD_MS", "3600000"),
+        ("CACHE_TTL_SECS", "0"),
+        ("REDIS_URL", ""),
+    ])
+    .await;
+    let user = Uuid::new_v4();
+    let body = json!({"user_id": user, "session_id": Uuid::new_v4(), "data": [
+        {"series": "session.gut_health_score", "time": "2025-01-05T10:00:00Z", "value": {"value": 2}},
+        {"series": "session.gut_health_score", "time": "2025-01-06T10:00:00Z", "value": {"value": 4}}
+    ]});
+    assert_eq!(app.post("/api/sessions/", &body).await.0, 201);
+    let path = |agg: &str, end: &str| {
+        format!(
+            "/api/timeseries/?user_id={user}&interval=day&agg_func={agg}&start_time=2025-01-05&end_time={end}"
+        )
+    };
+    // Not refreshed yet: raw points answer.
+    let (_, r) = app.get(&path("avg", "2025-01-06T23:59:59.999999Z")).await;
+    assert_eq!(r["metadata"]["source"], "raw");
+    let mut conn = app.conn();
+    rollups::refresh(&mut conn, 1000).unwrap();
+    let (_, r) = app.get(&path("avg", "2025-01-06T23:59:59.999999Z")).await;
+    assert_eq!(r["metadata"]["source"], "rollup");
+    assert_eq!(r["results"][1]["value"], json!(4.0));
+    // A partial last bucket comes from raw points.
+    let (_, r) = app.get(&path("sum", "2025-01-06T12:00:00Z")).await;
+    assert_eq!(r["metadata"]["source"], "rollup+raw");
+    // Medians are never read from rollups.
+    let (_, r) = app
+        .get(&path("median", "2025-01-06T23:59:59.999999Z"))
+        .await;
+    assert_eq!(r["metadata"]["source"], "raw");
+    // A new write makes its hour raw again until the next refresh.
+    let late = json!({"user_id": user, "session_id": Uuid::new_v4(), "data": [
+        {"series": "session.gut_health_score", "time": "2025-01-05T11:00:00Z", "value": {"value": 6}}
+    ]});
+    assert_eq!(app.post("/api/sessions/", &late).await.0, 201);
+    let (_, r) = app.get(&path("avg", "2025-01-06T23:59:59.999999Z")).await;
+    assert_eq!(r["metadata"]["source"], "rollup+raw");
+    assert_eq!(r["results"][0]["value"], json!(4.0));
+}
