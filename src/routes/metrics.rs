@@ -12,7 +12,7 @@ use actix_web::{HttpResponse, web};
     summary = "Prometheus metrics",
     description = "The service's own metrics in Prometheus' text format: requests and latency \
                    by route, points ingested, cache hits and misses, pool use, background \
-                   job runs. Also at `/metrics`.",
+                   job runs, rollup lag. Also at `/metrics`.",
     responses(
         (status = 200, description = "Prometheus text exposition format 0.0.4.", body = String,
             content_type = "text/plain; version=0.0.4",
@@ -24,7 +24,7 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let pool = state.pool.state();
     let jobs: Vec<(&str, &crate::jobs::JobStats)> =
         state.jobs.iter().map(|(n, s)| (*n, s.as_ref())).collect();
-    let body = state.metrics.render(
+    let mut body = state.metrics.render(
         (
             pool.connections,
             pool.idle_connections,
@@ -32,6 +32,13 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         ),
         &jobs,
     );
+    // Read from the database; left out while it is unreachable.
+    if let Ok(lag) = crate::db::run(&state.pool, |conn| Ok(crate::db::rollups::lag_seconds(conn)?)).await {
+        body.push_str(&format!(
+            "# HELP seriesd_rollup_lag_seconds Age of the oldest hour awaiting rollup refresh (0: none).\n\
+             # TYPE seriesd_rollup_lag_seconds gauge\nseriesd_rollup_lag_seconds {lag}\n"
+        ));
+    }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(body)
