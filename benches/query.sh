@@ -33,10 +33,18 @@ export DATABASE_URL="$PG_URL/$DB" LISTEN_ADDR="127.0.0.1:$PORT" RUST_LOG=warn RE
 if [[ ${BENCH_RELOAD:-0} == 1 ]]; then psql "$PG_URL/postgres" -qAtc "DROP DATABASE IF EXISTS $DB WITH (FORCE)"; fi
 "$BIN" migrate >/dev/null
 "$BIN" seed >/dev/null
-"$BIN" serve >"$WORK/server.log" 2>&1 &
-SERVER_PID=$!
-for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$PORT/health/" >/dev/null && break; sleep 0.2; done
-curl -fs "http://127.0.0.1:$PORT/health/" >/dev/null || { cat "$WORK/server.log"; exit 1; }
+start_server() { # $1: ROLLUPS=true|false
+    ROLLUPS=$1 "$BIN" serve >"$WORK/server.log" 2>&1 &
+    SERVER_PID=$!
+    for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$PORT/health/" >/dev/null && break; sleep 0.2; done
+    curl -fs "http://127.0.0.1:$PORT/health/" >/dev/null || { cat "$WORK/server.log"; exit 1; }
+}
+stop_server() {
+    kill -TERM "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=
+}
+# The raw path first (issue 3/8's comparison): rollups off.
+start_server false
 
 have=$(psql "$DATABASE_URL" -qAtc "SELECT count(*) FROM points WHERE user_id = '$USER'")
 if (( have < 250000 )); then
@@ -89,10 +97,36 @@ while IFS='|' read -r name params sql; do
     echo "$name: sql p50 $sql_p50 ms; uncached $un; cached $ca; c16 $th" >&2
 done <"$WORK/cases"
 RSS=$(awk '/VmHWM/ {print int($2/1024)}' "/proc/$SERVER_PID/status")
+stop_server
 
-python3 - "$ROOT/BENCHMARKS.md" "$total" "$user_points" "$RSS" "$JIT_MS" "$N" "${rows[@]}" <<'PY'
+# The rollup path: wait until every hour is rolled up, then the same shapes and a mixed load.
+start_server true
+echo "waiting for the rollup job to catch up ..." >&2
+for _ in $(seq 1 3600); do
+    pending=$(psql "$DATABASE_URL" -qAtc "SELECT count(*) FROM rollup_invalidations")
+    (( pending == 0 )) && break
+    sleep 1
+done
+(( pending == 0 )) || { echo "rollups did not catch up ($pending pending)" >&2; exit 1; }
+rollup_rows=()
+while IFS='|' read -r name params sql; do
+    [[ $name == "week median" ]] && continue
+    path="/api/timeseries/?user_id=$USER&$params"
+    src=$(curl -fs "http://127.0.0.1:$PORT$path" -o - | python3 -c 'import json,sys; print(json.load(sys.stdin)["metadata"]["source"])' || echo "?")
+    un=$(python3 benches/query_load.py 127.0.0.1 "$PORT" "$path" "$N" 1 uncached)
+    sql_p50=$(printf '%s\n' "${rows[@]}" | awk -F'|' -v n="$name" '$1 == n {print $2}')
+    rollup_rows+=("$name|$sql_p50|$src|$un")
+    echo "rollup $name: source $src; uncached $un" >&2
+done <"$WORK/cases"
+echo "mixed load: 32 clients, 60 s ..." >&2
+MIXED=$(python3 benches/mixed_load.py 127.0.0.1 "$PORT" 60 32 "$BASE" $USERS)
+echo "$MIXED" >&2
+RSS2=$(awk '/VmHWM/ {print int($2/1024)}' "/proc/$SERVER_PID/status")
+
+python3 - "$ROOT/BENCHMARKS.md" "$total" "$user_points" "$RSS" "$JIT_MS" "$N" "$RSS2" "$MIXED" "${#rows[@]}" "${rows[@]}" "${rollup_rows[@]}" <<'PY'
 import json, os, re, subprocess, sys, datetime
-path, total, user_points, rss, jit, n, *rows = sys.argv[1:]
+path, total, user_points, rss, jit, n, rss2, mixed, nrows, *rest = sys.argv[1:]
+rows, rollup_rows = rest[:int(nrows)], rest[int(nrows):]
 sh = lambda c: subprocess.run(c, shell=True, capture_output=True, text=True).stdout.strip()
 commit = sh("git rev-parse --short HEAD")
 pg = sh("psql -qAtc 'SHOW server_version' postgres://postgres@127.0.0.1:5432/postgres")
@@ -102,7 +136,7 @@ out = [
     "## Query", "",
     f"- Date: {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC, commit `{commit}`",
     f"- Machine: {os.cpu_count()} cores, {mem} GiB, Linux {os.uname().release}, PostgreSQL {pg} (native partitions), server and PostgreSQL local",
-    "- Command: `make bench-query` (benches/query.sh)",
+    "- Command: `make bench-query` (benches/query.sh); this table: the raw-points path (`ROLLUPS=false`)",
     f"- Data: {int(total):,} points (40 users x 250,000, loaded through HTTP by `seriesd stress`); the queried user holds {int(user_points):,}",
     f"- {n} requests per figure at concurrency 1 (throughput: {int(n)*4} at concurrency 16). Uncached requests each carry a distinct end_time (a distinct cache key) and were all MISS; cached ones all HIT.",
     "- Plain SQL: the same aggregate over raw points, run by pgbench with `jit = off` like the service (one client, p50 of its per-transaction latencies).",
@@ -123,12 +157,38 @@ out += [
     f"JIT: the day-level aggregate over two years with `jit = on` (jit_above_cost 100000) spent {jit_total} ms in JIT of {jit_exec} ms execution; the service runs with `jit = off` (`DB_JIT`).",
     "",
 ]
+m = json.loads(mixed)
+roll = [
+    "## Rollups", "",
+    f"- Date: {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC, commit `{commit}`, same machine and data as the Query section, same run",
+    "- Command: `make bench-query`; server with hourly rollups (`ROLLUPS=true`, the default), measured after the rollup job caught up",
+    f"- {n} uncached requests per figure at concurrency 1 through HTTP; plain SQL = the same aggregate over raw points (pgbench, from the Query section)",
+    "",
+    "| query | source | HTTP uncached p50 / p99 ms | plain SQL over raw p50 ms | HTTP / SQL | errors |",
+    "|---|---|---|---|---|---|",
+]
+for r in rollup_rows:
+    name, sp50, src, un = r.split("|")
+    un = json.loads(un)
+    ratio = un["p50_ms"] / float(sp50) if sp50 and float(sp50) > 0 else float("nan")
+    roll.append(f"| {name} | {src} | {un['p50_ms']} / {un['p99_ms']} | {sp50} | {ratio:.3f} | {un['errors']} |")
+roll += [
+    "",
+    f"Mixed load, {m['clients']} clients for {m['seconds']:.0f} s (80% uncached queries of the three shapes above for random users, 20% 10-point ingests of fresh points): "
+    f"{m['queries']} queries ({m['queries_per_s']}/s), {m['ingests']} ingests ({m['ingest_points_per_s']} points/s), {m['errors']} errors; "
+    f"query p50 {m['query_p50_ms']} ms, p99 {m['query_p99_ms']} ms; ingest p50 {m['ingest_p50_ms']} ms, p99 {m['ingest_p99_ms']} ms; "
+    f"largest rollup lag seen ({m['lag_samples']} samples of /metrics every 0.5 s): {m['max_rollup_lag_s']} s. Server peak RSS (rollup run): {rss2} MB.",
+    "",
+    "Targets (issue 8/8): month avg p50 <= 5 ms; session.* month p50 <= 10 ms; day over 90 days p50 <= 5 ms; each <= 0.3 x plain SQL; mixed load zero errors, query p99 <= 50 ms, lag <= 5 s; RSS < 300 MB.",
+    "",
+]
 text = open(path).read() if os.path.exists(path) else "# Benchmarks\n\n"
-section = "\n".join(out)
-if re.search(r"^## Query$", text, re.M):
-    text = re.sub(r"^## Query$.*?(?=^## |\Z)", section + "\n", text, flags=re.M | re.S)
-else:
-    text = text.rstrip("\n") + "\n\n" + section + "\n"
+for title, lines in (("Query", out), ("Rollups", roll)):
+    section = "\n".join(lines)
+    if re.search(rf"^## {title}$", text, re.M):
+        text = re.sub(rf"^## {title}$.*?(?=^## |\Z)", section + "\n", text, flags=re.M | re.S)
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
 open(path, "w").write(text)
 PY
 echo "BENCHMARKS.md: Query section rewritten" >&2
