@@ -37,11 +37,17 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // The document depends on the code only: no settings, no database.
     if let Command::Openapi = cli.command {
-        return match seriesd::openapi::json() {
-            Ok(text) => {
-                print!("{text}");
-                ExitCode::SUCCESS
-            }
+        use std::io::Write;
+        let written = seriesd::openapi::json()
+            .map_err(|e| e.to_string())
+            .and_then(|text| {
+                let mut out = std::io::stdout().lock();
+                out.write_all(text.as_bytes())
+                    .and_then(|()| out.flush())
+                    .map_err(|e| e.to_string())
+            });
+        return match written {
+            Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e}");
                 ExitCode::FAILURE

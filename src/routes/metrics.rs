@@ -33,7 +33,11 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         &jobs,
     );
     // Read from the database; left out while it is unreachable.
-    if let Ok(lag) = crate::db::run(&state.pool, |conn| Ok(crate::db::rollups::lag_seconds(conn)?)).await {
+    if let Ok(lag) = crate::db::run(&state.pool, |conn| {
+        Ok(crate::db::rollups::lag_seconds(conn)?)
+    })
+    .await
+    {
         body.push_str(&format!(
             "# HELP seriesd_rollup_lag_seconds Age of the oldest hour awaiting rollup refresh (0: none).\n\
              # TYPE seriesd_rollup_lag_seconds gauge\nseriesd_rollup_lag_seconds {lag}\n"
