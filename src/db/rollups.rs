@@ -111,8 +111,15 @@ pub fn refresh(conn: &mut PgConnection, limit: i64) -> QueryResult<usize> {
                     min(p.time), (array_agg(f.v ORDER BY p.time, f.v))[1],
                     max(p.time), (array_agg(f.v ORDER BY p.time DESC, f.v DESC))[1]
              FROM unnest($1::uuid[], $2::int[], $3::timestamptz[]) AS t(u, s, h)
-             JOIN points p ON p.user_id = t.u AND p.series_id = t.s
-                          AND p.time >= t.h AND p.time < t.h + interval '1 hour'
+             -- One index range scan per hour (OFFSET 0 keeps the planner from turning
+             -- this into a merge join over the whole table).
+             CROSS JOIN LATERAL (
+                 SELECT p.user_id, p.series_id, p.time, p.num, p.fields, p.field_values
+                 FROM points p
+                 WHERE p.user_id = t.u AND p.series_id = t.s
+                   AND p.time >= t.h AND p.time < t.h + interval '1 hour'
+                 OFFSET 0
+             ) AS p
              CROSS JOIN LATERAL (
                  SELECT ''::text, p.num WHERE p.num IS NOT NULL
                  UNION ALL
