@@ -165,6 +165,73 @@ impl FromStr for DatabaseUrl {
     }
 }
 
+/// `AUTH`: whether requests need a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    /// Every route but the public ones needs a valid token (the default).
+    Required,
+    /// No authentication and no authorisation: every caller is an admin. For local
+    /// experiments only; the service warns loudly at start.
+    Disabled,
+}
+
+impl FromStr for AuthMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "required" => Ok(Self::Required),
+            "disabled" => Ok(Self::Disabled),
+            _ => Err("expected required or disabled".into()),
+        }
+    }
+}
+
+/// `CORS_ALLOWED_ORIGINS`: the origins whose browser scripts may call the API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CorsOrigins {
+    /// No CORS headers at all (the default): browsers keep other origins out.
+    Off,
+    /// Any origin (`*`). Tokens travel in a header, never in cookies, so no credentials
+    /// are shared implicitly.
+    Any,
+    /// These origins (`scheme://host[:port]`).
+    List(Vec<String>),
+}
+
+impl CorsOrigins {
+    fn parse(value: &str) -> Result<Self, String> {
+        let items: Vec<&str> = value
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
+        if items.is_empty() {
+            return Ok(Self::Off);
+        }
+        if items == ["*"] {
+            return Ok(Self::Any);
+        }
+        for origin in &items {
+            let rest = origin
+                .strip_prefix("https://")
+                .or_else(|| origin.strip_prefix("http://"))
+                .ok_or_else(|| {
+                    format!("'{origin}': an origin is http(s)://host[:port], or * alone")
+                })?;
+            let valid = !rest.is_empty()
+                && rest
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+            if !valid {
+                return Err(format!(
+                    "'{origin}': an origin is http(s)://host[:port], with no path, or * alone"
+                ));
+            }
+        }
+        Ok(Self::List(items.into_iter().map(String::from).collect()))
+    }
+}
+
 /// Everything the service can be told from outside.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -197,6 +264,30 @@ pub struct Settings {
     pub rollup_period: Duration,
     /// Whether queries may read rollups (false: always raw points).
     pub rollups: bool,
+    /// Whether requests need a token.
+    pub auth: AuthMode,
+    /// How long a token lookup is trusted (at most a second: a revoked token is refused
+    /// by every replica within it).
+    pub auth_cache_ttl: Duration,
+    /// Requests per second each token may make on average; 0: no limit.
+    pub rate_limit_per_sec: u32,
+    /// Requests a token may make at once above the average rate.
+    pub rate_limit_burst: u32,
+    /// Deepest nesting of arrays and objects in a JSON body.
+    pub max_json_depth: usize,
+    /// Limits on `series` patterns.
+    pub pattern_limits: crate::domain::query::PatternLimits,
+    /// Time a client has to send a request's head (actix's `client_request_timeout`;
+    /// zero: none).
+    pub client_request_timeout: Duration,
+    /// Time given to a client to acknowledge the connection's close.
+    pub client_disconnect_timeout: Duration,
+    /// How long an idle keep-alive connection stays open (zero: no keep-alive).
+    pub keep_alive: Duration,
+    /// Longest wait for the next chunk of a request body (408 beyond).
+    pub body_read_timeout: Duration,
+    /// Which browser origins may call the API.
+    pub cors_allowed_origins: CorsOrigins,
 }
 
 impl Settings {
@@ -264,6 +355,53 @@ impl Settings {
             ),
             rollup_period: Duration::from_millis(env.get_positive("ROLLUP_PERIOD_MS", 1000)?),
             rollups: env.get_bool("ROLLUPS", true)?,
+            auth: env.get("AUTH", AuthMode::Required)?,
+            auth_cache_ttl: {
+                let ms: u64 = env.get("AUTH_CACHE_TTL_MS", 1000)?;
+                if ms > 1000 {
+                    return Err(ConfigError {
+                        variable: "AUTH_CACHE_TTL_MS",
+                        message: format!(
+                            "'{ms}': at most 1000, so that a revoked token is refused within a second"
+                        ),
+                    });
+                }
+                Duration::from_millis(ms)
+            },
+            rate_limit_per_sec: env.get("RATE_LIMIT_PER_SEC", 1000)?,
+            rate_limit_burst: env.get_positive("RATE_LIMIT_BURST", 2000)? as u32,
+            max_json_depth: {
+                let depth: usize = env.get("MAX_JSON_DEPTH", 64)?;
+                if !(1..=128).contains(&depth) {
+                    return Err(ConfigError {
+                        variable: "MAX_JSON_DEPTH",
+                        message: format!("'{depth}': from 1 to 128 (the JSON parser's own limit)"),
+                    });
+                }
+                depth
+            },
+            pattern_limits: crate::domain::query::PatternLimits {
+                max_patterns: env.get_positive("MAX_SERIES_PATTERNS", 32)? as usize,
+                max_chars: env.get_positive("MAX_PATTERN_CHARS", 256)? as usize,
+                max_regex_bytes: env.get_positive("MAX_REGEX_BYTES", 64 * 1024)? as usize,
+            },
+            client_request_timeout: Duration::from_millis(
+                env.get("CLIENT_REQUEST_TIMEOUT_MS", 5000)?,
+            ),
+            client_disconnect_timeout: Duration::from_millis(
+                env.get("CLIENT_DISCONNECT_TIMEOUT_MS", 1000)?,
+            ),
+            keep_alive: Duration::from_secs(env.get("KEEP_ALIVE_SECS", 5)?),
+            body_read_timeout: Duration::from_millis(
+                env.get_positive("BODY_READ_TIMEOUT_MS", 30_000)?,
+            ),
+            cors_allowed_origins: match env.raw("CORS_ALLOWED_ORIGINS") {
+                None => CorsOrigins::Off,
+                Some(v) => CorsOrigins::parse(v).map_err(|message| ConfigError {
+                    variable: "CORS_ALLOWED_ORIGINS",
+                    message,
+                })?,
+            },
         })
     }
 }
@@ -297,6 +435,43 @@ mod tests {
         assert_eq!(e.variable, "DB_POOL_SIZE");
         let e = Settings::from_source(&EnvSource::from_pairs([("DB_JIT", "maybe")])).unwrap_err();
         assert_eq!(e.variable, "DB_JIT");
+    }
+
+    #[test]
+    fn security_settings_default_to_safe_values_and_are_checked() {
+        let s = Settings::from_source(&EnvSource::from_pairs::<_, &str, &str>([])).unwrap();
+        assert_eq!(s.auth, AuthMode::Required);
+        assert_eq!(s.auth_cache_ttl, Duration::from_secs(1));
+        assert_eq!(s.cors_allowed_origins, CorsOrigins::Off);
+        assert!(s.rate_limit_per_sec > 0);
+        let s = Settings::from_source(&EnvSource::from_pairs([
+            ("AUTH", "Disabled"),
+            (
+                "CORS_ALLOWED_ORIGINS",
+                "https://a.example, http://localhost:3000",
+            ),
+        ]))
+        .unwrap();
+        assert_eq!(s.auth, AuthMode::Disabled);
+        assert_eq!(
+            s.cors_allowed_origins,
+            CorsOrigins::List(vec![
+                "https://a.example".into(),
+                "http://localhost:3000".into()
+            ])
+        );
+        for (var, value) in [
+            ("AUTH", "off"),
+            ("AUTH_CACHE_TTL_MS", "5000"),
+            ("MAX_JSON_DEPTH", "500"),
+            ("MAX_JSON_DEPTH", "0"),
+            ("CORS_ALLOWED_ORIGINS", "https://a.example/path"),
+            ("CORS_ALLOWED_ORIGINS", "a.example"),
+            ("RATE_LIMIT_BURST", "0"),
+        ] {
+            let e = Settings::from_source(&EnvSource::from_pairs([(var, value)])).unwrap_err();
+            assert_eq!(e.variable, var, "{var}={value}");
+        }
     }
 
     #[test]

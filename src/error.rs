@@ -7,10 +7,14 @@
 //! |---|---|---|
 //! | `Invalid` | 400 | DRF field errors, e.g. `{"data": [{}, {"series": ["..."]}]}` |
 //! | `BadRequest` | 400 | `{"detail": "..."}` |
+//! | `Unauthorized` | 401 + `WWW-Authenticate` | `{"detail": "..."}` (no, or no valid, token) |
+//! | `Forbidden` | 403 | `{"detail": "You do not have permission to perform this action."}` |
 //! | `NotFound` | 404 | `{"detail": "..."}` |
 //! | `MethodNotAllowed` | 405 | `{"detail": "..."}` |
+//! | `RequestTimeout` | 408 | `{"detail": "..."}` (a client too slow to send its body) |
 //! | `Conflict` | 409 | `{"detail": "..."}` |
 //! | `PayloadTooLarge` | 413 | `{"detail": "..."}` |
+//! | `TooManyRequests` | 429 + `Retry-After` | `{"detail": "..."}` |
 //! | `Unavailable` | 503 + `Retry-After` | `{"detail": "..."}` |
 //! | `Internal` | 500 | an opaque `{"detail": "Internal server error."}`; the cause is logged |
 //!
@@ -27,10 +31,25 @@ pub enum ApiError {
     /// Field-level validation errors in DRF's shape.
     Invalid(Value),
     BadRequest(String),
+    /// No credentials, or credentials that are not an active token. The message never
+    /// repeats what was sent.
+    Unauthorized {
+        detail: &'static str,
+        /// RFC 6750's `error` attribute of `WWW-Authenticate` (`invalid_token`), if any.
+        error: Option<&'static str>,
+    },
+    /// The token may not do this. The body is always the same, so that it never tells
+    /// whether another user or their data exists.
+    Forbidden,
     NotFound(String),
     MethodNotAllowed(String),
+    RequestTimeout(String),
     Conflict(String),
     PayloadTooLarge(String),
+    /// The token's rate limit is reached; it may retry after this many seconds.
+    TooManyRequests {
+        retry_after_secs: u64,
+    },
     /// The database (or another dependency we cannot do without) is unavailable.
     Unavailable(String),
     /// A bug or an unexpected failure; the message is logged, never sent.
@@ -48,13 +67,27 @@ impl ApiError {
     }
 }
 
+/// The body of every 403.
+pub const FORBIDDEN_DETAIL: &str = "You do not have permission to perform this action.";
+
+/// The `WWW-Authenticate` challenge of every 401 (RFC 6750), without an error attribute.
+pub const AUTH_CHALLENGE: &str = "Bearer realm=\"seriesd\"";
+
 impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Invalid(v) => write!(f, "invalid input: {v}"),
+            Self::Unauthorized { detail, .. } => f.write_str(detail),
+            Self::Forbidden => f.write_str(FORBIDDEN_DETAIL),
+            Self::TooManyRequests { retry_after_secs } => write!(
+                f,
+                "Request was throttled (RATE_LIMIT_PER_SEC). Expected available in {retry_after_secs} second{}.",
+                if *retry_after_secs == 1 { "" } else { "s" }
+            ),
             Self::BadRequest(m)
             | Self::NotFound(m)
             | Self::MethodNotAllowed(m)
+            | Self::RequestTimeout(m)
             | Self::Conflict(m)
             | Self::PayloadTooLarge(m)
             | Self::Unavailable(m)
@@ -72,10 +105,14 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::Invalid(_) | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -92,6 +129,18 @@ impl ResponseError for ApiError {
             Self::Unavailable(m) => {
                 builder.insert_header(("Retry-After", RETRY_AFTER_SECS.to_string()));
                 json!({ "detail": m })
+            }
+            Self::Unauthorized { detail, error } => {
+                let challenge = match error {
+                    Some(e) => format!("{AUTH_CHALLENGE}, error=\"{e}\""),
+                    None => AUTH_CHALLENGE.to_string(),
+                };
+                builder.insert_header(("WWW-Authenticate", challenge));
+                json!({ "detail": detail })
+            }
+            Self::TooManyRequests { retry_after_secs } => {
+                builder.insert_header(("Retry-After", retry_after_secs.to_string()));
+                json!({ "detail": self.to_string() })
             }
             other => json!({ "detail": other.to_string() }),
         };
@@ -120,7 +169,10 @@ impl From<diesel::result::Error> for ApiError {
                 Self::Unavailable("Database unavailable.".into())
             }
             E::DatabaseError(K::Unknown, info) if info.message().contains("statement timeout") => {
-                Self::Unavailable("The query took longer than the statement timeout.".into())
+                Self::Unavailable(
+                    "The query took longer than the statement timeout (DB_STATEMENT_TIMEOUT_MS)."
+                        .into(),
+                )
             }
             _ => Self::Internal(format!("database error: {e}")),
         }
@@ -165,6 +217,28 @@ mod tests {
         let (status, body) = body_of(ApiError::internal("secret table missing")).await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(body, json!({"detail": "Internal server error."}));
+    }
+
+    #[actix_web::test]
+    async fn auth_errors_carry_their_headers_and_say_nothing_more() {
+        let resp = ApiError::Unauthorized {
+            detail: "Invalid token.",
+            error: Some("invalid_token"),
+        }
+        .error_response();
+        assert_eq!(
+            resp.headers().get("WWW-Authenticate").unwrap(),
+            "Bearer realm=\"seriesd\", error=\"invalid_token\""
+        );
+        let (status, body) = body_of(ApiError::Forbidden).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert_eq!(body, json!({"detail": FORBIDDEN_DETAIL}));
+        let resp = ApiError::TooManyRequests {
+            retry_after_secs: 3,
+        }
+        .error_response();
+        assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(resp.headers().get("Retry-After").unwrap(), "3");
     }
 
     #[test]

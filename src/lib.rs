@@ -3,14 +3,17 @@
 //!
 //! Layers, from the edge in: [`routes`] (HTTP only) call [`services`] (the logic), which
 //! call [`db`] (all SQL). [`domain`] holds validated input types used by all of them;
-//! [`startup`] wires everything into a running [`startup::Application`]; [`openapi`]
+//! [`startup`] wires everything into a running [`startup::Application`]; [`auth`]
+//! authenticates requests and carries the caller's scope to the handlers; [`openapi`]
 //! describes the HTTP API.
 
+pub mod auth;
 pub mod cache;
 pub mod config;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod headers;
 pub mod jobs;
 pub mod metrics;
 pub mod openapi;
@@ -19,3 +22,4 @@ pub mod services;
 pub mod startup;
 pub mod stress;
 pub mod telemetry;
+pub mod token_command;

@@ -28,6 +28,9 @@ enum Command {
     Seed,
     /// Load generated sessions through the HTTP API of a running server.
     Stress(seriesd::stress::StressArgs),
+    /// Manage API tokens: create, list, revoke, ensure-dev.
+    #[command(subcommand)]
+    Token(seriesd::token_command::TokenCommand),
     /// Print the OpenAPI document (JSON) on standard output; `make openapi` writes it to
     /// openapi/openapi.json. Needs no database.
     Openapi,
@@ -80,6 +83,7 @@ fn main() -> ExitCode {
         }),
         Command::Seed => seed_command(&settings),
         Command::Stress(args) => seriesd::stress::run(args),
+        Command::Token(command) => seriesd::token_command::run(&settings, command),
         Command::Openapi => Ok(()),
     };
     match result {

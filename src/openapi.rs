@@ -18,8 +18,9 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, header::HeaderBuilder};
-use utoipa::{IntoParams, OpenApi, PartialSchema, ToResponse, ToSchema};
+use utoipa::{IntoParams, Modify, OpenApi, PartialSchema, ToResponse, ToSchema};
 use uuid::Uuid;
 
 /// The document's description: what ReDoc shows above the operations.
@@ -34,14 +35,22 @@ values or the raw points.
 object mapping each field or parameter to a list of messages (for a list field such as \
 `data`, one object per item, `{}` for a good item), or `{\"detail\": \"...\"}` when no \
 field is to blame (malformed JSON, an unreadable body).
-- Other errors are `{\"detail\": \"...\"}`: `404` (no such resource), `405` (a method \
-the path does not serve; the `Allow` header lists those it does), `409` (a conflict \
-with stored data), `413` (a body over `MAX_BODY_MIB`), `503` (the database is \
-unavailable or a query outran `DB_STATEMENT_TIMEOUT_MS`; retry after `Retry-After` \
-seconds).
+- Other errors are `{\"detail\": \"...\"}`: `401` (no valid token), `403` (the token \
+may not do this), `404` (no such resource), `405` (a method the path does not serve; \
+the `Allow` header lists those it does), `408` (the body stalled for \
+`BODY_READ_TIMEOUT_MS`), `409` (a conflict with stored data), `413` (a body over \
+`MAX_BODY_MIB`), `429` (the token's rate limit; retry after `Retry-After` seconds), \
+`503` (the database is unavailable or a query outran `DB_STATEMENT_TIMEOUT_MS`; retry \
+after `Retry-After` seconds).
 - Times are RFC 3339 with a zone; answers write them in UTC (`Z`).
-- There is no authentication yet; changing the metric-type catalogue will need an \
-admin.";
+
+**Authentication**: every operation except `/health/`, `/metrics/`, `/api/schema/` and \
+`/redoc/` needs an API token, `Authorization: Bearer <token>` (DRF's `Token <token>` \
+works too). Tokens are made with `seriesd token create --admin` or `seriesd token \
+create --user <uuid>`. An admin token may do everything; a user token may only post \
+and read its own user's data (another user's is a `403`, and another user's session \
+is a `404`, exactly as if it did not exist) and may read, not change, the metric-type \
+catalogue.";
 
 /// The OpenAPI document of the whole service.
 #[derive(OpenApi)]
@@ -87,13 +96,18 @@ admin.";
         ),
         responses(
             BadRequest,
+            Unauthorized,
+            Forbidden,
             NotFound,
             MethodNotAllowed,
+            RequestTimeout,
             Conflict,
             PayloadTooLarge,
+            TooManyRequests,
             Unavailable
         ),
     ),
+    modifiers(&SecurityAddon),
     tags(
         (name = "sessions", description = "Posting sessions of points; the stored sessions."),
         (name = "timeseries", description = "Reading points back: bucketed aggregates, the latest values, raw points."),
@@ -103,6 +117,59 @@ admin.";
     ),
 )]
 pub struct ApiDoc;
+
+/// The name of the security scheme in the document.
+pub const SECURITY_SCHEME: &str = "bearerAuth";
+
+/// Declares the bearer-token scheme and puts it, with the `401` and `429` every
+/// authenticated request may get, on every operation that is not public
+/// ([`routes::PUBLIC_PATHS`]). Operations where a token's scope can be refused list
+/// their `403` themselves.
+pub struct SecurityAddon;
+
+impl Modify for SecurityAddon {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            SECURITY_SCHEME,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("sdk_ + 43 characters of base64url")
+                    .description(Some(
+                        "An API token from `seriesd token create`, as `Authorization: Bearer \
+                         <token>` (or DRF's `Authorization: Token <token>`).",
+                    ))
+                    .build(),
+            ),
+        );
+        for (path, item) in doc.paths.paths.iter_mut() {
+            if routes::is_public(path) {
+                continue;
+            }
+            for op in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                op.security = Some(vec![SecurityRequirement::new(
+                    SECURITY_SCHEME,
+                    Vec::<String>::new(),
+                )]);
+                for (status, name) in [("401", "Unauthorized"), ("429", "TooManyRequests")] {
+                    op.responses
+                        .responses
+                        .insert(status.into(), RefOr::Ref(Ref::from_response_name(name)));
+                }
+            }
+        }
+    }
+}
 
 /// The document, with the crate's version.
 pub fn document() -> utoipa::openapi::OpenApi {
@@ -216,6 +283,56 @@ error_response!(
         "BadRequestBody",
         json!({"user_id": ["This parameter is required."]}),
     )
+);
+error_response!(
+    /// 401, with `WWW-Authenticate`.
+    Unauthorized,
+    json_response(
+        "No token, a malformed `Authorization` header, or a token that is unknown or \
+         revoked.",
+        "ErrorDetail",
+        json!({"detail": "Authentication credentials were not provided."}),
+    )
+    .header(
+        "WWW-Authenticate",
+        HeaderBuilder::new()
+            .schema(String::schema())
+            .description(Some(
+                "`Bearer realm=\"seriesd\"`, with `error=\"invalid_token\"` when a token was \
+                 sent but is not valid.",
+            ))
+            .build(),
+    )
+);
+error_response!(
+    /// 403.
+    Forbidden,
+    json_response(
+        "The token may not do this: a user token asking about another user, or changing \
+         the catalogue. The answer is the same whether or not the other user exists.",
+        "ErrorDetail",
+        json!({"detail": "You do not have permission to perform this action."}),
+    )
+);
+error_response!(
+    /// 408.
+    RequestTimeout,
+    json_response(
+        "The client stopped sending its body for longer than `BODY_READ_TIMEOUT_MS`.",
+        "ErrorDetail",
+        json!({"detail": "The request body did not arrive in time: nothing was received for 30000 ms (BODY_READ_TIMEOUT_MS)."}),
+    )
+);
+error_response!(
+    /// 429, with `Retry-After`.
+    TooManyRequests,
+    json_response(
+        "The token made more requests than `RATE_LIMIT_PER_SEC` (with bursts of \
+         `RATE_LIMIT_BURST`) allow. Retry after `Retry-After` seconds.",
+        "ErrorDetail",
+        json!({"detail": "Request was throttled (RATE_LIMIT_PER_SEC). Expected available in 1 second."}),
+    )
+    .header("Retry-After", retry_after_header())
 );
 error_response!(
     /// 404.
@@ -698,6 +815,29 @@ mod tests {
                     doc["paths"][path][method.to_ascii_lowercase()].is_object(),
                     "{method} {path} is not documented"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn protected_operations_declare_the_token_and_its_refusals() {
+        let doc: serde_json::Value = serde_json::from_str(&json().unwrap()).unwrap();
+        assert_eq!(
+            doc["components"]["securitySchemes"][SECURITY_SCHEME]["scheme"],
+            "bearer"
+        );
+        for (path, methods) in routes::ROUTES {
+            for method in *methods {
+                let op = &doc["paths"][path][method.to_ascii_lowercase()];
+                let public = routes::is_public(path);
+                assert_eq!(op["security"].is_array(), !public, "{method} {path}");
+                for status in ["401", "429"] {
+                    assert_eq!(
+                        op["responses"][status].is_object(),
+                        !public,
+                        "{method} {path} {status}"
+                    );
+                }
             }
         }
     }

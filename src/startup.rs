@@ -2,7 +2,7 @@
 //! server. `main` and the integration tests use the same [`Application`].
 
 use crate::cache::Cache;
-use crate::config::Settings;
+use crate::config::{AuthMode, Settings};
 use crate::db::{self, DbPool, maintenance, partitions::PartitionManager};
 use crate::jobs::{self, Job, JobStats};
 use crate::metrics::Metrics;
@@ -10,7 +10,8 @@ use crate::routes;
 use crate::services::catalogue::Catalogue;
 use crate::services::ingest::Ingestor;
 use actix_web::dev::{Server, ServerHandle};
-use actix_web::middleware::{NormalizePath, TrailingSlash};
+use actix_web::http::KeepAlive;
+use actix_web::middleware::{Condition, NormalizePath, TrailingSlash};
 use actix_web::{App, HttpServer, web};
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -29,6 +30,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Each background job's statistics, by name.
     pub jobs: Vec<(&'static str, Arc<JobStats>)>,
+    /// Token lookups and rate limits.
+    pub auth: crate::auth::Authenticator,
 }
 
 /// A built, bound, not yet awaited server.
@@ -81,6 +84,18 @@ impl Application {
         let shutdown = settings.shutdown_timeout;
         let cache = Cache::new(settings.redis_url.as_deref(), settings.redis_timeout);
         tracing::info!(backend = cache.backend(), "query cache");
+        announce_security(&settings);
+        let auth = crate::auth::Authenticator::new(&settings);
+        let cors_origins = settings.cors_allowed_origins.clone();
+        let keep_alive = if settings.keep_alive.is_zero() {
+            KeepAlive::Disabled
+        } else {
+            KeepAlive::Timeout(settings.keep_alive)
+        };
+        let (request_timeout, disconnect_timeout) = (
+            settings.client_request_timeout,
+            settings.client_disconnect_timeout,
+        );
         let state = web::Data::new(AppState {
             metrics: Arc::new(Metrics::default()),
             jobs,
@@ -90,20 +105,32 @@ impl Application {
             partitions,
             catalogue,
             ingestor,
+            auth,
         });
+        spawn_rate_limit_sweeper(state.clone());
         let server = HttpServer::new(move || {
+            let cors = crate::headers::cors(&cors_origins);
+            // Outermost last: the request log sees every answer, security headers go on
+            // every answer (CORS preflights and 401s included), CORS answers preflights
+            // before authentication, and authentication sees the normalised path.
             App::new()
                 .app_data(state.clone())
                 .app_data(web::QueryConfig::default().error_handler(|e, _| {
                     crate::error::ApiError::BadRequest(format!("Invalid query string: {e}")).into()
                 }))
+                .wrap(actix_web::middleware::from_fn(crate::auth::authenticate))
                 .wrap(NormalizePath::new(TrailingSlash::Always))
+                .wrap(Condition::new(cors.is_some(), cors.unwrap_or_default()))
+                .wrap(crate::headers::security_headers())
                 .wrap(actix_web::middleware::from_fn(
                     crate::telemetry::log_request,
                 ))
                 .configure(routes::configure)
                 .default_service(web::to(routes::not_found))
         })
+        .keep_alive(keep_alive)
+        .client_request_timeout(request_timeout)
+        .client_disconnect_timeout(disconnect_timeout)
         .listen(listener)?
         .workers(workers)
         .shutdown_timeout(shutdown.as_secs())
@@ -124,6 +151,37 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
+}
+
+/// Says at start how requests are authenticated; loudly when they are not.
+fn announce_security(settings: &Settings) {
+    match settings.auth {
+        AuthMode::Required => tracing::info!(
+            rate_limit_per_sec = settings.rate_limit_per_sec,
+            rate_limit_burst = settings.rate_limit_burst,
+            "authentication required: every route but /health/, /metrics/, /api/schema/ and /redoc/ needs a token"
+        ),
+        AuthMode::Disabled => tracing::warn!(
+            "AUTH=disabled: AUTHENTICATION IS OFF. Anyone who can reach this server can read, \
+             write and delete every user's data and change the catalogue. Never run it like \
+             this outside a private test machine."
+        ),
+    }
+    if settings.cors_allowed_origins != crate::config::CorsOrigins::Off {
+        tracing::info!(origins = ?settings.cors_allowed_origins, "CORS enabled");
+    }
+}
+
+/// Now and then forgets the rate-limit state of tokens that have their whole allowance
+/// back, so the limiter's memory follows the tokens in use.
+fn spawn_rate_limit_sweeper(state: web::Data<AppState>) {
+    actix_web::rt::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            state.auth.limits.forget_idle();
+        }
+    });
 }
 
 /// Background jobs: the catalogue version poll and the partition pre-maker.

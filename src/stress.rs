@@ -48,6 +48,11 @@ pub struct StressArgs {
     /// Seconds to wait for one answer before counting it as an error.
     #[arg(long, default_value_t = 300)]
     pub timeout_secs: u64,
+    /// API token sent as `Authorization: Bearer <token>` (an admin token, or a user
+    /// token when every generated session is its user's). Best given through the
+    /// environment, which keeps it out of `ps` output.
+    #[arg(long, env = "SERIESD_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 /// A UUID (`6f1c…`) or a plain integer, as a 128-bit number.
@@ -285,17 +290,29 @@ pub fn run(args: StressArgs) -> Result<(), BoxError> {
     );
     let concurrency = args.concurrency;
     let timeout = Duration::from_secs(args.timeout_secs.max(1));
+    let token = args.token.clone();
+    if token.is_none() {
+        eprintln!(
+            "stress: no --token (or SERIESD_TOKEN): fine only if the server runs with AUTH=disabled"
+        );
+    }
     let cpu_before = own_cpu_seconds();
 
     let (progress, elapsed) = actix_web::rt::System::new().block_on(async move {
-        let client = Client::builder()
+        let mut client = Client::builder()
             .connector(
                 awc::Connector::new()
                     .limit(concurrency as usize)
                     .timeout(Duration::from_secs(10)),
             )
-            .timeout(timeout)
-            .finish();
+            .timeout(timeout);
+        if let Some(token) = &token {
+            client = client.add_default_header((
+                awc::http::header::AUTHORIZATION,
+                format!("Bearer {}", token.trim()),
+            ));
+        }
+        let client = client.finish();
         let progress = Rc::new(Progress::default());
         let started = Instant::now();
 
@@ -457,6 +474,8 @@ mod tests {
         assert_eq!((a.users, a.sessions, a.points), (1, 25_000, 10));
         assert_eq!((a.concurrency, a.span_days), (32, 730));
         assert!(a.seed.is_none() && a.user_ids_from.is_none());
+        let a = args(&["--token", "sdk_x"]);
+        assert_eq!(a.token.as_deref(), Some("sdk_x"));
     }
 
     #[test]

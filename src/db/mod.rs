@@ -6,6 +6,7 @@
 //! turns a pool timeout into a 503.
 
 pub mod aggregates;
+pub mod api_tokens;
 pub mod generations;
 pub mod maintenance;
 pub mod metric_types;

@@ -1,6 +1,8 @@
 //! Validated input types. Everything the HTTP layer accepts becomes one of these at the
 //! edge ("parse, don't validate"); services and the database layer only see them.
 
+pub mod api_token;
 pub mod interval;
+pub mod json_depth;
 pub mod query;
 pub mod timestamp;

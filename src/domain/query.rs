@@ -129,10 +129,30 @@ impl Fill {
     }
 }
 
-/// Limits on `series` patterns.
-pub const MAX_PATTERNS: usize = 32;
-pub const MAX_PATTERN_LEN: usize = 256;
-const REGEX_SIZE_LIMIT: usize = 64 * 1024;
+/// Limits on `series` patterns (`MAX_SERIES_PATTERNS`, `MAX_PATTERN_CHARS`,
+/// `MAX_REGEX_BYTES`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PatternLimits {
+    /// Most comma-separated patterns.
+    pub max_patterns: usize,
+    /// Most characters in one pattern.
+    pub max_chars: usize,
+    /// Largest compiled program of one pattern, in bytes (the regex crate's size limit).
+    pub max_regex_bytes: usize,
+}
+
+impl Default for PatternLimits {
+    fn default() -> Self {
+        Self {
+            max_patterns: 32,
+            max_chars: 256,
+            max_regex_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// Deepest nesting of groups in a pattern.
+const NEST_LIMIT: u32 = 32;
 
 /// The comma-separated `series` patterns, each matched against the whole series name.
 #[derive(Debug, Clone)]
@@ -143,35 +163,50 @@ pub struct SeriesPatterns {
 }
 
 impl SeriesPatterns {
+    /// Parses `a,b.*,c` with the default limits.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        Self::parse_with(s, &PatternLimits::default())
+    }
+
     /// Parses `a,b.*,c`. A pattern that is not a valid regular expression but is a valid
     /// `*` glob is taken as a glob. The regex engine is linear-time and size-limited.
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse_with(s: &str, limits: &PatternLimits) -> Result<Self, String> {
         let source: Vec<String> = s
             .split(',')
             .map(str::trim)
             .filter(|p| !p.is_empty())
             .map(String::from)
             .collect();
-        if source.len() > MAX_PATTERNS {
-            return Err(format!("At most {MAX_PATTERNS} patterns are accepted."));
+        if source.len() > limits.max_patterns {
+            return Err(format!(
+                "At most {} patterns are accepted (MAX_SERIES_PATTERNS).",
+                limits.max_patterns
+            ));
         }
         let mut compiled = Vec::with_capacity(source.len());
         for p in &source {
-            if p.chars().count() > MAX_PATTERN_LEN {
+            if p.chars().count() > limits.max_chars {
                 return Err(format!(
-                    "Pattern '{}…' is longer than {MAX_PATTERN_LEN} characters.",
-                    p.chars().take(32).collect::<String>()
+                    "Pattern '{}…' is longer than {} characters (MAX_PATTERN_CHARS).",
+                    p.chars().take(32).collect::<String>(),
+                    limits.max_chars
                 ));
             }
             let build = |re: &str| {
                 RegexBuilder::new(&format!("^(?:{re})$"))
-                    .size_limit(REGEX_SIZE_LIMIT)
-                    .dfa_size_limit(REGEX_SIZE_LIMIT)
-                    .nest_limit(32)
+                    .size_limit(limits.max_regex_bytes)
+                    .dfa_size_limit(limits.max_regex_bytes)
+                    .nest_limit(NEST_LIMIT)
                     .build()
             };
             let re = match build(p) {
                 Ok(re) => re,
+                Err(regex::Error::CompiledTooBig(limit)) => {
+                    return Err(format!(
+                        "Pattern '{}' compiles to a program larger than {limit} bytes (MAX_REGEX_BYTES).",
+                        p.chars().take(32).collect::<String>()
+                    ));
+                }
                 Err(regex_err) => {
                     let glob = p
                         .split('*')
@@ -237,6 +272,22 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn limits_are_configurable_and_named() {
+        let tight = PatternLimits {
+            max_patterns: 2,
+            max_chars: 10,
+            max_regex_bytes: 2000,
+        };
+        let e = SeriesPatterns::parse_with("a,b,c", &tight).unwrap_err();
+        assert!(e.contains("MAX_SERIES_PATTERNS"), "{e}");
+        let e = SeriesPatterns::parse_with("abcdefghijk", &tight).unwrap_err();
+        assert!(e.contains("MAX_PATTERN_CHARS"), "{e}");
+        let e = SeriesPatterns::parse_with(r"\w{5}", &tight).unwrap_err();
+        assert!(e.contains("MAX_REGEX_BYTES"), "{e}");
+        assert!(SeriesPatterns::parse_with("a.*,b", &tight).is_ok());
     }
 
     #[test]

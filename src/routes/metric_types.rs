@@ -1,8 +1,10 @@
-//! `/api/metrictypes/`: the catalogue of series. Reading is open; creating, replacing
-//! and deleting go through [`require_admin`], the one place where the admin check will
-//! live once authentication exists.
+//! `/api/metrictypes/`: the catalogue of series. Any token may read it; creating,
+//! replacing and deleting need an admin token (`Caller::require_admin`, checked before
+//! the body is read).
 
+use crate::auth::Caller;
 use crate::db;
+use crate::domain::json_depth;
 use crate::error::ApiError;
 use crate::routes::query_params::{LimitOffset, check};
 use crate::routes::sessions::read_body;
@@ -17,10 +19,17 @@ pub const DEFAULT_LIMIT: i64 = 100;
 /// Largest page size of the list; larger `limit`s are capped to it.
 pub const MAX_LIMIT: i64 = 1000;
 
-/// Authorises a change to the catalogue. Authentication does not exist yet, so every
-/// caller is allowed; every write handler calls this first.
-fn require_admin(_req: &HttpRequest) -> Result<(), ApiError> {
-    Ok(())
+/// Reads a metric-type body: size, time and nesting limits, then the fields.
+async fn read_input(
+    state: &AppState,
+    req: &HttpRequest,
+    payload: web::Payload,
+    series: Option<&str>,
+) -> Result<MetricTypeInput, ApiError> {
+    let body = read_body(req, payload, &state.settings).await?;
+    json_depth::check(&body, state.settings.max_json_depth)
+        .map_err(|e| ApiError::BadRequest(e.message()))?;
+    MetricTypeInput::parse(&body, series)
 }
 
 /// `GET /api/metrictypes/`: a limit/offset page, ordered by series.
@@ -86,8 +95,8 @@ pub async fn get(
     operation_id = "metrictypes_create",
     tag = "metric types",
     summary = "Create a metric type",
-    description = "Adds a series to the catalogue (an admin's action once authentication \
-                   exists). The schema must itself be a valid JSON Schema.",
+    description = "Adds a series to the catalogue (admin tokens only). The schema must \
+                   itself be a valid JSON Schema.",
     request_body(content = crate::openapi::MetricTypeCreate, content_type = "application/json"),
     responses(
         (status = 201, description = "Created.", body = MetricTypeView),
@@ -98,18 +107,20 @@ pub async fn get(
         (status = 409, description = "The series exists.", body = crate::openapi::ErrorDetail,
             example = json!({"detail": "Metric type 'lab.ph' already exists; use PUT /api/metrictypes/lab.ph/ to replace it."})),
         (status = 413, response = crate::openapi::PayloadTooLarge),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 408, response = crate::openapi::RequestTimeout),
         (status = 503, response = crate::openapi::Unavailable),
         (status = 405, response = crate::openapi::MethodNotAllowed),
     )
 )]
 pub async fn create(
     state: web::Data<AppState>,
+    caller: Caller,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    require_admin(&req)?;
-    let body = read_body(&req, payload, state.settings.max_body_bytes).await?;
-    let input = MetricTypeInput::parse(&body, None)?;
+    caller.require_admin()?;
+    let input = read_input(&state, &req, payload, None).await?;
     let catalogue = state.catalogue.clone();
     let view = db::run(&state.pool, move |conn| {
         catalogue_admin::create(conn, &catalogue, &input)
@@ -125,8 +136,8 @@ pub async fn create(
     operation_id = "metrictypes_update",
     tag = "metric types",
     summary = "Create or replace a metric type",
-    description = "Replaces the schema, description and kind (an admin's action once \
-                   authentication exists). Stored points are not re-validated or rewritten.",
+    description = "Replaces the schema, description and kind (admin tokens only). Stored \
+                   points are not re-validated or rewritten.",
     params(("series" = String, Path, description = "The series name: 1–255 characters from `A-Z a-z 0-9 _ . : -`.",
         pattern = "^[A-Za-z0-9_.:-]{1,255}$", example = "session.urine.color")),
     request_body(content = crate::openapi::MetricTypeReplace, content_type = "application/json"),
@@ -135,19 +146,21 @@ pub async fn create(
         (status = 201, description = "Created.", body = MetricTypeView),
         (status = 400, response = crate::openapi::BadRequest),
         (status = 413, response = crate::openapi::PayloadTooLarge),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 408, response = crate::openapi::RequestTimeout),
         (status = 503, response = crate::openapi::Unavailable),
         (status = 405, response = crate::openapi::MethodNotAllowed),
     )
 )]
 pub async fn replace(
     state: web::Data<AppState>,
+    caller: Caller,
     req: HttpRequest,
     path: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    require_admin(&req)?;
-    let body = read_body(&req, payload, state.settings.max_body_bytes).await?;
-    let input = MetricTypeInput::parse(&body, Some(&path))?;
+    caller.require_admin()?;
+    let input = read_input(&state, &req, payload, Some(&path)).await?;
     let catalogue = state.catalogue.clone();
     let (view, created) = db::run(&state.pool, move |conn| {
         catalogue_admin::replace(conn, &catalogue, &input)
@@ -168,9 +181,8 @@ pub async fn replace(
     operation_id = "metrictypes_destroy",
     tag = "metric types",
     summary = "Delete a metric type",
-    description = "Removes the series from the catalogue (an admin's action once \
-                   authentication exists). A series with points needs `force=true`, which \
-                   deletes its points too.",
+    description = "Removes the series from the catalogue (admin tokens only). A series \
+                   with points needs `force=true`, which deletes its points too.",
     params(
         ("series" = String, Path, description = "The series name: 1–255 characters from `A-Z a-z 0-9 _ . : -`.",
         pattern = "^[A-Za-z0-9_.:-]{1,255}$", example = "session.urine.color"),
@@ -184,17 +196,18 @@ pub async fn replace(
         (status = 409, description = "The series has points and `force` is not set.",
             body = crate::openapi::ErrorDetail,
             example = json!({"detail": "Metric type 'lab.ph' has stored points; add ?force=true to delete them with it."})),
+        (status = 403, response = crate::openapi::Forbidden),
         (status = 503, response = crate::openapi::Unavailable),
         (status = 405, response = crate::openapi::MethodNotAllowed),
     )
 )]
 pub async fn delete(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    caller: Caller,
     path: web::Path<String>,
     params: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
-    require_admin(&req)?;
+    caller.require_admin()?;
     let force = match params.get("force").map(|v| v.trim().to_ascii_lowercase()) {
         None => false,
         Some(v) if ["true", "1", "yes"].contains(&v.as_str()) => true,

@@ -2,8 +2,9 @@
 //! and `GET /api/timeseries/points/` (a range as keyset-paginated JSON, or a streamed
 //! CSV / NDJSON export).
 
+use crate::auth::Caller;
 use crate::db;
-use crate::domain::query::SeriesPatterns;
+use crate::domain::query::{PatternLimits, SeriesPatterns};
 use crate::domain::timestamp::parse_time_param;
 use crate::error::ApiError;
 use crate::routes::query_params::{limit_param, required_uuid, url_with, uuid_param};
@@ -27,9 +28,10 @@ const EXPORT_CHUNKS_AHEAD: usize = 2;
 
 fn patterns_param(
     params: &HashMap<String, String>,
+    limits: &PatternLimits,
     errors: &mut Map<String, Value>,
 ) -> Option<SeriesPatterns> {
-    match SeriesPatterns::parse(params.get("series").map_or("", String::as_str)) {
+    match SeriesPatterns::parse_with(params.get("series").map_or("", String::as_str), limits) {
         Ok(p) => Some(p),
         Err(e) => {
             errors.insert("series".into(), json!([e]));
@@ -55,11 +57,12 @@ fn time_param(
 pub fn parse_latest(
     params: &HashMap<String, String>,
     now: DateTime<Utc>,
+    limits: &PatternLimits,
 ) -> Result<LatestQuery, ApiError> {
     let mut errors = Map::new();
     let user_id = required_uuid(params, "user_id", &mut errors);
     let session_id = uuid_param(params, "session_id", &mut errors);
-    let patterns = patterns_param(params, &mut errors);
+    let patterns = patterns_param(params, limits, &mut errors);
     let as_of = time_param(params, "as_of", &mut errors).unwrap_or(now);
     match (user_id, patterns) {
         (Some(user_id), Some(patterns)) if errors.is_empty() => Ok(LatestQuery {
@@ -87,15 +90,18 @@ pub fn parse_latest(
     responses(
         (status = 200, description = "The latest points, by series name.", body = LatestResponse),
         (status = 400, response = crate::openapi::BadRequest),
+        (status = 403, response = crate::openapi::Forbidden),
         (status = 503, response = crate::openapi::Unavailable),
         (status = 405, response = crate::openapi::MethodNotAllowed),
     )
 )]
 pub async fn latest(
     state: web::Data<AppState>,
+    caller: Caller,
     params: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
-    let q = parse_latest(&params, Utc::now())?;
+    let q = parse_latest(&params, Utc::now(), &state.settings.pattern_limits)?;
+    caller.authorize_user(q.user_id)?;
     let snapshot = state.catalogue.snapshot();
     let response = db::run(&state.pool, move |conn| {
         retrieval::latest(conn, &snapshot, &q)
@@ -114,11 +120,14 @@ pub struct PointsRequest {
 }
 
 /// Validates `points`' parameters; every problem is reported at once, by parameter.
-pub fn parse_points(params: &HashMap<String, String>) -> Result<PointsRequest, ApiError> {
+pub fn parse_points(
+    params: &HashMap<String, String>,
+    limits: &PatternLimits,
+) -> Result<PointsRequest, ApiError> {
     let mut errors = Map::new();
     let user_id = required_uuid(params, "user_id", &mut errors);
     let session_id = uuid_param(params, "session_id", &mut errors);
-    let patterns = patterns_param(params, &mut errors);
+    let patterns = patterns_param(params, limits, &mut errors);
     let start = time_param(params, "start_time", &mut errors);
     let end = time_param(params, "end_time", &mut errors);
     if let (Some(s), Some(e)) = (start, end)
@@ -190,12 +199,14 @@ pub fn parse_points(params: &HashMap<String, String>) -> Result<PointsRequest, A
                 ])),
             )),
         (status = 400, response = crate::openapi::BadRequest),
+        (status = 403, response = crate::openapi::Forbidden),
         (status = 503, response = crate::openapi::Unavailable),
         (status = 405, response = crate::openapi::MethodNotAllowed),
     )
 )]
 pub async fn points(
     state: web::Data<AppState>,
+    caller: Caller,
     req: HttpRequest,
     params: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
@@ -203,7 +214,8 @@ pub async fn points(
         query: q,
         format,
         limit,
-    } = parse_points(&params)?;
+    } = parse_points(&params, &state.settings.pattern_limits)?;
+    caller.authorize_user(q.user_id)?;
     let snapshot = state.catalogue.snapshot();
     if format == Format::Json {
         let mut page = db::run(&state.pool, move |conn| {
@@ -305,20 +317,31 @@ mod tests {
     }
 
     const USER: &str = "6f1c3c36-8a6e-4a52-9d1e-3f1b7c0e9a11";
+    const LIMITS: PatternLimits = PatternLimits {
+        max_patterns: 32,
+        max_chars: 256,
+        max_regex_bytes: 65536,
+    };
 
     #[test]
     fn latest_defaults_to_now_and_names_every_bad_parameter() {
         let now = Utc::now();
-        let q = parse_latest(&params(&[("user_id", USER)]), now).unwrap();
+        let q = parse_latest(&params(&[("user_id", USER)]), now, &LIMITS).unwrap();
         assert_eq!(
             (q.as_of, q.session_id, q.patterns.is_empty()),
             (now, None, true)
         );
-        let q = parse_latest(&params(&[("user_id", USER), ("as_of", "2020-03-14")]), now).unwrap();
+        let q = parse_latest(
+            &params(&[("user_id", USER), ("as_of", "2020-03-14")]),
+            now,
+            &LIMITS,
+        )
+        .unwrap();
         assert_eq!(q.as_of.to_rfc3339(), "2020-03-14T00:00:00+00:00");
         let e = parse_latest(
             &params(&[("as_of", "x"), ("session_id", "y"), ("series", "(")]),
             now,
+            &LIMITS,
         )
         .unwrap_err();
         assert_eq!(fields(e), ["as_of", "series", "session_id", "user_id"]);
@@ -326,22 +349,25 @@ mod tests {
 
     #[test]
     fn points_parameters() {
-        let r = parse_points(&params(&[("user_id", USER), ("limit", "99999")])).unwrap();
+        let r = parse_points(&params(&[("user_id", USER), ("limit", "99999")]), &LIMITS).unwrap();
         assert_eq!((r.limit, r.format), (10_000, Format::Json));
         assert_eq!(
             (r.query.start, r.query.end, r.query.after),
             (None, None, None)
         );
-        let r = parse_points(&params(&[("user_id", USER), ("format", "CSV")])).unwrap();
+        let r = parse_points(&params(&[("user_id", USER), ("format", "CSV")]), &LIMITS).unwrap();
         assert_eq!((r.limit, r.format), (1000, Format::Csv));
-        let e = parse_points(&params(&[
-            ("user_id", USER),
-            ("start_time", "2025-02-01"),
-            ("end_time", "2025-01-01"),
-            ("limit", "0"),
-            ("cursor", "nope"),
-            ("format", "xml"),
-        ]))
+        let e = parse_points(
+            &params(&[
+                ("user_id", USER),
+                ("start_time", "2025-02-01"),
+                ("end_time", "2025-01-01"),
+                ("limit", "0"),
+                ("cursor", "nope"),
+                ("format", "xml"),
+            ]),
+            &LIMITS,
+        )
         .unwrap_err();
         assert_eq!(fields(e), ["cursor", "format", "limit", "start_time"]);
     }

@@ -1,7 +1,10 @@
 //! `POST /api/sessions/` (ingest one session of points), `POST /api/sessions/bulk/`, and
 //! the stored sessions: list, detail, delete.
 
+use crate::auth::Caller;
+use crate::config::Settings;
 use crate::db;
+use crate::domain::json_depth;
 use crate::error::ApiError;
 use crate::routes::query_params::{self, LimitOffset};
 use crate::services::ingest::{self, BulkReport, IngestOutcome, Rejection, SessionWrite};
@@ -14,12 +17,32 @@ use futures_util::StreamExt;
 /// Bodies larger than this are parsed on the blocking pool, off the async workers.
 const INLINE_PARSE_LIMIT: usize = 64 * 1024;
 
-/// Reads the whole body, refusing it with 413 as soon as it passes `limit`.
+/// The next chunk of a body, or a 408 when the client sends nothing for
+/// `BODY_READ_TIMEOUT_MS`.
+pub async fn next_chunk(
+    payload: &mut web::Payload,
+    settings: &Settings,
+) -> Result<Option<web::Bytes>, ApiError> {
+    match actix_web::rt::time::timeout(settings.body_read_timeout, payload.next()).await {
+        Err(_) => Err(ApiError::RequestTimeout(format!(
+            "The request body did not arrive in time: nothing was received for {} ms (BODY_READ_TIMEOUT_MS).",
+            settings.body_read_timeout.as_millis()
+        ))),
+        Ok(None) => Ok(None),
+        Ok(Some(chunk)) => chunk
+            .map(Some)
+            .map_err(|e| ApiError::BadRequest(format!("Could not read the body: {e}"))),
+    }
+}
+
+/// Reads the whole body, refusing it with 413 as soon as it passes `MAX_BODY_MIB`, and
+/// with 408 when the client stalls.
 pub async fn read_body(
     req: &HttpRequest,
     mut payload: web::Payload,
-    limit: usize,
+    settings: &Settings,
 ) -> Result<BytesMut, ApiError> {
+    let limit = settings.max_body_bytes;
     let too_large = || {
         ApiError::PayloadTooLarge(format!(
             "Request body exceeds the limit of {} MiB (MAX_BODY_MIB).",
@@ -35,9 +58,7 @@ pub async fn read_body(
         return Err(too_large());
     }
     let mut body = BytesMut::with_capacity(declared.unwrap_or(8192).min(limit));
-    while let Some(chunk) = payload.next().await {
-        let chunk =
-            chunk.map_err(|e| ApiError::BadRequest(format!("Could not read the body: {e}")))?;
+    while let Some(chunk) = next_chunk(&mut payload, settings).await? {
         if body.len() + chunk.len() > limit {
             return Err(too_large());
         }
@@ -46,14 +67,26 @@ pub async fn read_body(
     Ok(body)
 }
 
+/// Checks the nesting limit, then parses a session body.
+fn parse_checked(
+    body: &[u8],
+    snapshot: &crate::services::catalogue::Snapshot,
+    max_points: usize,
+    max_depth: usize,
+) -> Result<SessionWrite, Rejection> {
+    json_depth::check(body, max_depth).map_err(|e| ApiError::BadRequest(e.message()))?;
+    ingest::parse_session(body, snapshot, max_points)
+}
+
 async fn parse(state: &web::Data<AppState>, body: web::Bytes) -> Result<SessionWrite, ApiError> {
     let max_points = state.settings.max_points_per_request;
+    let max_depth = state.settings.max_json_depth;
     let snapshot = state.catalogue.snapshot();
     let first = if body.len() <= INLINE_PARSE_LIMIT {
-        ingest::parse_session(&body, &snapshot, max_points)
+        parse_checked(&body, &snapshot, max_points, max_depth)
     } else {
         let body = body.clone();
-        web::block(move || ingest::parse_session(&body, &snapshot, max_points))
+        web::block(move || parse_checked(&body, &snapshot, max_points, max_depth))
             .await
             .map_err(ApiError::internal)?
     };
@@ -106,19 +139,22 @@ async fn parse(state: &web::Data<AppState>, body: web::Bytes) -> Result<SessionW
             )),
         (status = 409, response = crate::openapi::Conflict),
         (status = 413, response = crate::openapi::PayloadTooLarge),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 408, response = crate::openapi::RequestTimeout),
         (status = 503, response = crate::openapi::Unavailable),
         (status = 405, response = crate::openapi::MethodNotAllowed),
     )
 )]
 pub async fn create(
     state: web::Data<AppState>,
+    caller: Caller,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_body(&req, payload, state.settings.max_body_bytes)
-        .await?
-        .freeze();
+    let body = read_body(&req, payload, &state.settings).await?.freeze();
     let write = parse(&state, body).await?;
+    // After parsing (the user is in the body), before anything is written.
+    caller.authorize_user(write.user_id)?;
     let outcome = state.ingestor.submit(write).await?;
     state.metrics.points_ingested.fetch_add(
         (outcome.inserted + outcome.updated) as u64,
@@ -163,26 +199,26 @@ const BULK_PARSE_BYTES: usize = 1024 * 1024;
         (status = 413, description = "One line is longer than `MAX_BODY_MIB`; lines before it may \
             have been committed.", body = crate::openapi::ErrorDetail,
             example = json!({"detail": "Line 3 exceeds the limit of 64 MiB (MAX_BODY_MIB)."})),
+        (status = 408, response = crate::openapi::RequestTimeout),
         (status = 503, response = crate::openapi::Unavailable),
         (status = 405, response = crate::openapi::MethodNotAllowed),
     )
 )]
 pub async fn bulk(
     state: web::Data<AppState>,
+    caller: Caller,
     mut payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let line_limit = state.settings.max_body_bytes;
     let catalogue = state.catalogue.clone();
     let snapshot = db::run(&state.pool, move |conn| Ok(catalogue.refresh(conn)?)).await?;
     let mut report = ingest::BulkReport::new();
-    let mut loader = BulkLoader::new(&state, snapshot);
+    let mut loader = BulkLoader::new(&state, snapshot, caller);
     let mut pending = BytesMut::new();
     let mut line_no = 0usize;
     let mut lines: Vec<(usize, web::Bytes)> = Vec::new();
     let mut lines_bytes = 0usize;
-    while let Some(chunk) = payload.next().await {
-        let chunk =
-            chunk.map_err(|e| ApiError::BadRequest(format!("Could not read the body: {e}")))?;
+    while let Some(chunk) = next_chunk(&mut payload, &state.settings).await? {
         pending.extend_from_slice(&chunk);
         while let Some(pos) = pending.iter().position(|&b| b == b'\n') {
             let line = pending.split_to(pos + 1).freeze();
@@ -220,6 +256,8 @@ pub async fn bulk(
 struct BulkLoader<'a> {
     state: &'a web::Data<AppState>,
     snapshot: std::sync::Arc<crate::services::catalogue::Snapshot>,
+    /// Lines for a user this caller may not write are refused (403's body).
+    caller: Caller,
     batch: Vec<SessionWrite>,
     batch_lines: Vec<usize>,
     batch_points: usize,
@@ -229,10 +267,12 @@ impl<'a> BulkLoader<'a> {
     fn new(
         state: &'a web::Data<AppState>,
         snapshot: std::sync::Arc<crate::services::catalogue::Snapshot>,
+        caller: Caller,
     ) -> Self {
         Self {
             state,
             snapshot,
+            caller,
             batch: Vec::new(),
             batch_lines: Vec::new(),
             batch_points: 0,
@@ -249,11 +289,12 @@ impl<'a> BulkLoader<'a> {
         }
         let snapshot = self.snapshot.clone();
         let max_points = self.state.settings.max_points_per_request;
+        let max_depth = self.state.settings.max_json_depth;
         let parsed = web::block(move || {
             lines
                 .into_iter()
                 .filter(|(_, line)| line.iter().any(|b| !b.is_ascii_whitespace()))
-                .map(|(no, line)| (no, ingest::parse_session(&line, &snapshot, max_points)))
+                .map(|(no, line)| (no, parse_checked(&line, &snapshot, max_points, max_depth)))
                 .collect::<Vec<_>>()
         })
         .await
@@ -261,6 +302,9 @@ impl<'a> BulkLoader<'a> {
         for (no, result) in parsed {
             report.lines += 1;
             match result {
+                Ok(write) if self.caller.authorize_user(write.user_id).is_err() => {
+                    report.reject(no, &ApiError::Forbidden);
+                }
                 Ok(write) => {
                     self.batch_points += write.rows.len();
                     self.batch.push(write);
@@ -314,12 +358,14 @@ pub const MAX_LIST_LIMIT: i64 = 1000;
     responses(
         (status = 200, description = "One page.", body = crate::openapi::SessionPage),
         (status = 400, response = crate::openapi::BadRequest),
+        (status = 403, response = crate::openapi::Forbidden),
         (status = 503, response = crate::openapi::Unavailable),
         (status = 405, response = crate::openapi::MethodNotAllowed),
     )
 )]
 pub async fn list(
     state: web::Data<AppState>,
+    caller: Caller,
     req: HttpRequest,
     params: web::Query<std::collections::HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
@@ -330,6 +376,7 @@ pub async fn list(
     let Some(user) = user else {
         return Err(ApiError::field("user_id", "This parameter is required."));
     };
+    caller.authorize_user(user)?;
     let (count, rows) = db::run(&state.pool, move |conn| {
         session_service::list(conn, user, page.limit, page.offset)
     })
@@ -362,10 +409,15 @@ fn session_id(path: &str) -> Result<uuid::Uuid, ApiError> {
 )]
 pub async fn detail(
     state: web::Data<AppState>,
+    caller: Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = session_id(&path)?;
-    let detail = db::run(&state.pool, move |conn| session_service::detail(conn, id)).await?;
+    let visible_to = caller.restricted_to();
+    let detail = db::run(&state.pool, move |conn| {
+        session_service::detail(conn, id, visible_to)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(detail))
 }
 
@@ -389,9 +441,14 @@ pub async fn detail(
 )]
 pub async fn delete(
     state: web::Data<AppState>,
+    caller: Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = session_id(&path)?;
-    db::run(&state.pool, move |conn| session_service::delete(conn, id)).await?;
+    let visible_to = caller.restricted_to();
+    db::run(&state.pool, move |conn| {
+        session_service::delete(conn, id, visible_to)
+    })
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }

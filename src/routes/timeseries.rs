@@ -1,8 +1,9 @@
 //! `GET /api/timeseries/`: bucketed aggregates, cached.
 
+use crate::auth::Caller;
 use crate::db::{self, generations};
 use crate::domain::interval::Interval;
-use crate::domain::query::{AggFunc, Fill, SeriesPatterns};
+use crate::domain::query::{AggFunc, Fill, PatternLimits, SeriesPatterns};
 use crate::domain::timestamp::parse_time_param;
 use crate::error::ApiError;
 use crate::services::query::{self, QueryResponse, TimeseriesQuery};
@@ -47,6 +48,7 @@ pub fn parse_params(
     params: &HashMap<String, String>,
     now: DateTime<Utc>,
     max_buckets: i64,
+    pattern_limits: &PatternLimits,
 ) -> Result<Parsed, ApiError> {
     let mut errors = Map::new();
     let user_id = uuid_param(params, "user_id", &mut errors);
@@ -54,7 +56,10 @@ pub fn parse_params(
         errors.insert("user_id".into(), json!(["This parameter is required."]));
     }
     let session_id = uuid_param(params, "session_id", &mut errors);
-    let patterns = match SeriesPatterns::parse(params.get("series").map_or("", String::as_str)) {
+    let patterns = match SeriesPatterns::parse_with(
+        params.get("series").map_or("", String::as_str),
+        pattern_limits,
+    ) {
         Ok(p) => Some(p),
         Err(e) => {
             errors.insert("series".into(), json!([e]));
@@ -214,16 +219,25 @@ pub fn parse_params(
             body = crate::openapi::BadRequestBody,
             example = json!({"agg_func": ["'mode' is not an aggregate function; use one of avg, min, max, count, sum, first, last, median, p90, p95, p99, stddev."],
                              "user_id": ["This parameter is required."]})),
+        (status = 403, response = crate::openapi::Forbidden),
         (status = 503, response = crate::openapi::Unavailable),
         (status = 405, response = crate::openapi::MethodNotAllowed),
     )
 )]
 pub async fn timeseries(
     state: web::Data<AppState>,
+    caller: Caller,
     params: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
-    let parsed = parse_params(&params, Utc::now(), state.settings.max_buckets)?;
+    let parsed = parse_params(
+        &params,
+        Utc::now(),
+        state.settings.max_buckets,
+        &state.settings.pattern_limits,
+    )?;
     let user = parsed.query.user_id;
+    // Before the cache: an answer cached for one user is never served to another's token.
+    caller.authorize_user(user)?;
     let generation = db::run(&state.pool, move |conn| {
         Ok(generations::current(conn, user)?)
     })

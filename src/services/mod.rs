@@ -7,3 +7,4 @@ pub mod query;
 pub mod retrieval;
 pub mod seed;
 pub mod sessions;
+pub mod tokens;

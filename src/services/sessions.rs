@@ -80,9 +80,25 @@ pub fn list(
     Ok((total, rows.into_iter().map(Into::into).collect()))
 }
 
+/// The session, if it exists and `visible_to` (a user token's user; `None`: anyone) may
+/// see it. Another user's session is answered exactly like one that does not exist.
+fn visible(
+    conn: &mut PgConnection,
+    session: Uuid,
+    visible_to: Option<Uuid>,
+) -> Result<SessionRow, ApiError> {
+    sessions::get(conn, session)?
+        .filter(|row| visible_to.is_none_or(|u| u == row.user_id))
+        .ok_or_else(|| not_found(session))
+}
+
 /// One session and, per series, how many points it holds and their time span.
-pub fn detail(conn: &mut PgConnection, session: Uuid) -> Result<SessionDetail, ApiError> {
-    let row = sessions::get(conn, session)?.ok_or_else(|| not_found(session))?;
+pub fn detail(
+    conn: &mut PgConnection,
+    session: Uuid,
+    visible_to: Option<Uuid>,
+) -> Result<SessionDetail, ApiError> {
+    let row = visible(conn, session, visible_to)?;
     let stats = sessions::series_stats(conn, row.user_id, row.session_id)?;
     let first = stats.iter().map(|s| s.first_time).min();
     let last = stats.iter().map(|s| s.last_time).max();
@@ -105,11 +121,16 @@ pub fn detail(conn: &mut PgConnection, session: Uuid) -> Result<SessionDetail, A
 
 /// Deletes the session and its points in one transaction, under the session's ingest
 /// lock (a concurrent post of the same session waits, then recreates it), and bumps the
-/// owner's generation. Returns how many points were deleted.
-pub fn delete(conn: &mut PgConnection, session: Uuid) -> Result<usize, ApiError> {
+/// owner's generation. Returns how many points were deleted. `visible_to` as for
+/// [`detail`].
+pub fn delete(
+    conn: &mut PgConnection,
+    session: Uuid,
+    visible_to: Option<Uuid>,
+) -> Result<usize, ApiError> {
     conn.transaction(|conn| {
         sessions::lock_session_ids(conn, &[session])?;
-        let row = sessions::get(conn, session)?.ok_or_else(|| not_found(session))?;
+        let row = visible(conn, session, visible_to)?;
         crate::db::rollups::invalidate_session(conn, row.user_id, session)?;
         let points = sessions::delete(conn, row.user_id, session)?;
         generations::bump(conn, &[row.user_id])?;

@@ -2,7 +2,9 @@
 # `make api-check`: schemathesis, an independent client, checks that the running service
 # agrees with its own OpenAPI document. It starts `seriesd serve` on a free port against
 # a fresh, migrated and seeded database, runs every operation of /api/schema/ with a
-# bounded number of generated cases, then stops the server and drops the database.
+# bounded number of generated cases (with an admin token made for the run; the
+# `ignored_auth` check also sends each operation without it and with a wrong one, and
+# fails unless the server refuses), then stops the server and drops the database.
 #
 # Variables: SERIESD_BIN (default ./target/debug/seriesd, built first by the Makefile),
 # API_CHECK_SERVER_URL (the PostgreSQL server, default postgres://postgres@127.0.0.1:5432),
@@ -50,9 +52,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-log "database $db: migrate and seed"
+log "database $db: migrate, seed, and an admin token for the run"
 "$BIN" migrate >/dev/null
 "$BIN" seed >/dev/null
+TOKEN=$("$BIN" token create --admin --name api-check 2>/dev/null)
 
 log "serving on $LISTEN_ADDR (log: $logfile)"
 "$BIN" serve --no-migrate >"$logfile" 2>&1 &
@@ -74,7 +77,8 @@ status=0
 hooks_dir="$PWD/tests/api-check"
 (cd "$VENV" && SCHEMATHESIS_HOOKS=hooks PYTHONPATH="$hooks_dir" \
   timeout "$MAX_TIME" bin/schemathesis run "http://$LISTEN_ADDR/api/schema/" \
-  --checks not_a_server_error,status_code_conformance,response_schema_conformance,content_type_conformance,response_headers_conformance \
+  --checks not_a_server_error,status_code_conformance,response_schema_conformance,content_type_conformance,response_headers_conformance,ignored_auth \
+  --header "Authorization: Bearer $TOKEN" \
   --max-examples "$EXAMPLES" \
   --workers 1 \
   --request-timeout 30 \

@@ -145,7 +145,15 @@ async fn acknowledged_writes_survive_an_immediate_database_stop() {
     let mut conn = PgConnection::establish(url.as_str()).unwrap();
     seriesd::services::seed::seed_metric_types(&mut conn).unwrap();
     drop(conn);
-    let settings = settings_for(&url, &[("DB_POOL_TIMEOUT_MS", "1000"), ("REDIS_URL", "")]);
+    // Faults are the point here, not authentication.
+    let settings = settings_for(
+        &url,
+        &[
+            ("DB_POOL_TIMEOUT_MS", "1000"),
+            ("REDIS_URL", ""),
+            ("AUTH", "disabled"),
+        ],
+    );
     let address = start_server(settings).await;
 
     let user = Uuid::new_v4();
@@ -292,7 +300,7 @@ async fn queries_keep_answering_while_redis_dies_and_returns() {
     std::thread::sleep(Duration::from_millis(300));
     let db = crate::helpers::TestDb::create();
     let redis_url = format!("redis://127.0.0.1:{port}/0");
-    let settings = settings_for(&db.url, &[("REDIS_URL", &redis_url)]);
+    let settings = settings_for(&db.url, &[("REDIS_URL", &redis_url), ("AUTH", "disabled")]);
     let address = start_server(settings).await;
     let user = Uuid::new_v4();
     let body = serde_json::to_vec(&session_body(user, Uuid::new_v4(), 1)).unwrap();

@@ -5,7 +5,8 @@ use diesel::prelude::*;
 use serde_json::Value;
 use seriesd::config::{DatabaseUrl, EnvSource, Settings};
 use seriesd::db::maintenance;
-use seriesd::services::seed;
+use seriesd::domain::api_token::Scope;
+use seriesd::services::{seed, tokens};
 use seriesd::startup::Application;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -52,6 +53,12 @@ impl TestDb {
 
     pub fn conn(&self) -> PgConnection {
         PgConnection::establish(self.url.as_str()).expect("connect to test database")
+    }
+
+    /// Creates a token in this database; returns its id and secret.
+    pub fn token(&self, scope: Scope) -> (i64, String) {
+        let (row, secret) = tokens::create(&mut self.conn(), scope, "test").expect("create token");
+        (row.id, secret.expose().to_string())
     }
 }
 
@@ -117,11 +124,13 @@ pub fn settings_for(url: &DatabaseUrl, extra: &[(&str, &str)]) -> Settings {
     Settings::from_source(&EnvSource::from_pairs(vars)).expect("test settings")
 }
 
-/// The real application on a random port, with a database of its own.
+/// The real application on a random port, with a database of its own. Its `client`
+/// sends an admin token with every request.
 pub struct TestApp {
     pub address: String,
     pub db: TestDb,
     pub client: awc::Client,
+    pub admin_token: String,
 }
 
 impl TestApp {
@@ -131,13 +140,36 @@ impl TestApp {
 
     pub async fn spawn_with(extra: &[(&str, &str)]) -> Self {
         let db = TestDb::create();
+        let (_, admin_token) = db.token(Scope::Admin);
         let settings = settings_for(&db.url, extra);
         let address = start_server(settings).await;
         Self {
             address,
             db,
-            client: client(),
+            client: client_with(Some(&admin_token)),
+            admin_token,
         }
+    }
+
+    /// A new user token for `user`.
+    pub fn user_token(&self, user: uuid::Uuid) -> String {
+        self.db.token(Scope::User(user)).1
+    }
+
+    /// `GET` with another token (or none).
+    pub async fn get_as(&self, token: Option<&str>, path: &str) -> (u16, Value) {
+        send(client_with(token).get(self.url(path)), None).await
+    }
+
+    /// `POST` of a JSON body with another token (or none).
+    pub async fn post_as(&self, token: Option<&str>, path: &str, body: &Value) -> (u16, Value) {
+        send(
+            client_with(token)
+                .post(self.url(path))
+                .insert_header(("content-type", "application/json")),
+            Some(serde_json::to_vec(body).expect("serialise")),
+        )
+        .await
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -178,10 +210,18 @@ pub async fn start_server(settings: Settings) -> String {
     address
 }
 
+/// A client without a token.
 pub fn client() -> awc::Client {
-    awc::Client::builder()
-        .timeout(Duration::from_secs(120))
-        .finish()
+    client_with(None)
+}
+
+/// A client that sends `Authorization: Bearer <token>` with every request.
+pub fn client_with(token: Option<&str>) -> awc::Client {
+    let mut builder = awc::Client::builder().timeout(Duration::from_secs(120));
+    if let Some(token) = token {
+        builder = builder.add_default_header(("authorization", format!("Bearer {token}")));
+    }
+    builder.finish()
 }
 
 /// Sends a request; returns the status and the JSON body (`Value::Null` if none).

@@ -27,6 +27,8 @@ fn spawn_serve(db: &TestDb, extra: &[(&str, &str)]) -> (Child, u16) {
         .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
         .env("REDIS_URL", "")
         .env("RUST_LOG", "warn")
+        // Jobs and shutdown are the point here, not authentication.
+        .env("AUTH", "disabled")
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     for (k, v) in extra {

@@ -13,3 +13,4 @@ mod openapi;
 mod query;
 mod retrieval;
 mod rollups;
+mod security;

@@ -1003,6 +1003,8 @@ impl Server {
             .env("REDIS_URL", "")
             .env("WORKERS", "2")
             .env("DB_POOL_SIZE", "4")
+            // Memory is the point here, not authentication.
+            .env("AUTH", "disabled")
             .env("RUST_LOG", "warn")
             .stdout(std::process::Stdio::null())
             .spawn()
