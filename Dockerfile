@@ -5,6 +5,8 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY migrations ./migrations
+# ReDoc's script is embedded in the binary (include_bytes!).
+COPY assets ./assets
 RUN cargo build --release --locked
 
 FROM debian:bookworm-slim

@@ -3,11 +3,16 @@
 CARGO ?= cargo
 BIN := ./target/release/seriesd
 
-.PHONY: run build init migrate seed test fmt lint openapi api-check bench bench-ingest bench-query
+.PHONY: run build init migrate seed test fuzz fmt lint openapi api-check bench bench-ingest bench-query
 
-run: build ## build, migrate, seed, serve
+# `make fuzz`: cases per property, and the most seconds the whole run may take.
+FUZZ_CASES ?= 50000
+FUZZ_SECONDS ?= 600
+
+run: build ## build, migrate, seed, make sure a development admin token exists (.seriesd-dev-token), serve
 	$(BIN) migrate
 	$(BIN) seed
+	$(BIN) token ensure-dev
 	$(BIN) serve
 
 build:
@@ -25,6 +30,9 @@ seed: build
 
 test: ## every test, against the PostgreSQL and Redis on loopback
 	$(CARGO) nextest run --no-fail-fast
+
+fuzz: ## the parser properties (src/parser_fuzz.rs) with FUZZ_CASES cases each, stopped after FUZZ_SECONDS
+	PROPTEST_CASES=$(FUZZ_CASES) timeout $(FUZZ_SECONDS) $(CARGO) nextest run --no-fail-fast -E 'test(/^parser_fuzz::fuzz_/)'
 
 fmt:
 	$(CARGO) fmt

@@ -91,11 +91,17 @@ trap 'exit 143' TERM
 export DATABASE_URL=$PG_URL/$DB
 export REDIS_PREFIX=seriesd_bench_ingest
 export RUST_LOG=${BENCH_RUST_LOG:-warn}
+# One token drives the whole load: the per-token rate limit would measure itself, not
+# the service, so it is off for the benchmark server.
+export RATE_LIMIT_PER_SEC=0
 
 log "fresh database $DB"
 admin_psql -c "DROP DATABASE IF EXISTS \"$DB\" WITH (FORCE)" >/dev/null
 "$BIN" migrate
 "$BIN" seed
+# An admin token for `seriesd stress`, which reads it from SERIESD_TOKEN.
+SERIESD_TOKEN=$("$BIN" token create --admin --name bench-ingest)
+export SERIESD_TOKEN
 
 PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 URL=http://127.0.0.1:$PORT

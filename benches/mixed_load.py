@@ -3,11 +3,13 @@
 and 20% 10-point ingests, while the rollup lag is sampled from /metrics.
 
 usage: mixed_load.py HOST PORT SECONDS CLIENTS USER_BASE_HEX USERS
-Prints one JSON object.
+Prints one JSON object. The API token is taken from SERIESD_TOKEN and sent as
+`Authorization: Bearer` (/metrics needs none).
 """
 import datetime
 import http.client
 import json
+import os
 import random
 import sys
 import threading
@@ -27,6 +29,7 @@ def main():
         ("session.*", "month", 730),
         ("session.gut_health_score", "day", 90),
     ]
+    auth = {"Authorization": "Bearer " + os.environ["SERIESD_TOKEN"]} if os.environ.get("SERIESD_TOKEN") else {}
     lock = threading.Lock()
     q_lat, i_lat, errors, lags = [], [], [], []
     stop = time.monotonic() + seconds
@@ -44,7 +47,7 @@ def main():
                 params = {"user_id": user, "series": series, "interval": interval,
                           "start_time": fmt(now - datetime.timedelta(days=days)), "end_time": fmt(end)}
                 t0 = time.perf_counter()
-                conn.request("GET", "/api/timeseries/?" + urllib.parse.urlencode(params))
+                conn.request("GET", "/api/timeseries/?" + urllib.parse.urlencode(params), headers=auth)
                 resp = conn.getresponse()
                 resp.read()
                 dt = time.perf_counter() - t0
@@ -58,7 +61,7 @@ def main():
                          "value": {"value": rng.randrange(100) / 10}} for k in range(10)]
                 body = json.dumps({"user_id": user, "session_id": str(uuid.uuid4()), "data": data})
                 t0 = time.perf_counter()
-                conn.request("POST", "/api/sessions/", body, {"content-type": "application/json"})
+                conn.request("POST", "/api/sessions/", body, {"content-type": "application/json", **auth})
                 resp = conn.getresponse()
                 resp.read()
                 dt = time.perf_counter() - t0

@@ -29,10 +29,17 @@ cleanup() {
 trap cleanup EXIT
 [[ -x $BIN ]] || { echo "missing $BIN: run cargo build --release" >&2; exit 1; }
 
-export DATABASE_URL="$PG_URL/$DB" LISTEN_ADDR="127.0.0.1:$PORT" RUST_LOG=warn REDIS_PREFIX="seriesd-bench-$$"
+# RATE_LIMIT_PER_SEC=0: one token drives the whole load, and the per-token rate limit
+# would measure itself, not the service.
+export DATABASE_URL="$PG_URL/$DB" LISTEN_ADDR="127.0.0.1:$PORT" RUST_LOG=warn REDIS_PREFIX="seriesd-bench-$$" RATE_LIMIT_PER_SEC=0
 if [[ ${BENCH_RELOAD:-0} == 1 ]]; then psql "$PG_URL/postgres" -qAtc "DROP DATABASE IF EXISTS $DB WITH (FORCE)"; fi
 "$BIN" migrate >/dev/null
 "$BIN" seed >/dev/null
+# An admin token for this run: `seriesd stress`, query_load.py and mixed_load.py read it
+# from SERIESD_TOKEN; curl gets it as a header.
+SERIESD_TOKEN=$("$BIN" token create --admin --name bench-query)
+export SERIESD_TOKEN
+AUTH_HEADER="Authorization: Bearer $SERIESD_TOKEN"
 start_server() { # $1: ROLLUPS=true|false
     ROLLUPS=$1 "$BIN" serve >"$WORK/server.log" 2>&1 &
     SERVER_PID=$!
@@ -113,7 +120,7 @@ while IFS='|' read -r name params sql; do
     [[ $name == "week median" ]] && continue
     path="/api/timeseries/?user_id=$USER&$params"
     # A cache key no earlier request used (end_time one microsecond later).
-    src=$(curl -fs "http://127.0.0.1:$PORT${path/%$END/${END%Z}.000001Z}" -o - | python3 -c 'import json,sys; print(json.load(sys.stdin)["metadata"]["source"])' || echo "?")
+    src=$(curl -fs -H "$AUTH_HEADER" "http://127.0.0.1:$PORT${path/%$END/${END%Z}.000001Z}" -o - | python3 -c 'import json,sys; print(json.load(sys.stdin)["metadata"]["source"])' || echo "?")
     un=$(python3 benches/query_load.py 127.0.0.1 "$PORT" "$path" "$N" 1 uncached)
     sql_p50=$(printf '%s\n' "${rows[@]}" | awk -F'|' -v n="$name" '$1 == n {print $2}')
     rollup_rows+=("$name|$sql_p50|$src|$un")

@@ -6,10 +6,12 @@ usage: query_load.py HOST PORT PATH N CONCURRENCY MODE
                  key (every answer must be X-Cache: MISS); cached: the same URL, warmed
                  first (every answer must be a HIT).
 Prints one JSON object: p50_ms, p99_ms, mean_ms, rps, errors, requests.
+The API token is taken from SERIESD_TOKEN and sent as `Authorization: Bearer`.
 """
 import datetime
 import http.client
 import json
+import os
 import random
 import sys
 import threading
@@ -35,10 +37,11 @@ def main():
         q = [(k, shifted.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if k == "end_time" else v) for k, v in params]
         return base + "?" + urllib.parse.urlencode(q)
 
+    headers = {"Authorization": "Bearer " + os.environ["SERIESD_TOKEN"]} if os.environ.get("SERIESD_TOKEN") else {}
     expect = "HIT" if mode == "cached" else "MISS"
     if mode == "cached":
         c = http.client.HTTPConnection(host, port)
-        c.request("GET", path)
+        c.request("GET", path, headers=headers)
         c.getresponse().read()
     latencies, errors, lock = [], [], threading.Lock()
     counter = iter(range(n))
@@ -51,7 +54,7 @@ def main():
             if i is None:
                 return
             t0 = time.perf_counter()
-            conn.request("GET", url(i))
+            conn.request("GET", url(i), headers=headers)
             resp = conn.getresponse()
             body = resp.read()
             dt = time.perf_counter() - t0

@@ -475,6 +475,29 @@ mod tests {
     }
 
     #[test]
+    fn every_variable_is_in_env_example_and_the_readme() {
+        let source = include_str!("config.rs");
+        let example = include_str!("../.env.example");
+        let readme = include_str!("../README.md");
+        let names =
+            regex::Regex::new(r#"env\.(?:get|get_bool|get_positive|raw)\(\s*"([A-Z_]+)""#).unwrap();
+        let mut seen = 0;
+        for c in names.captures_iter(source) {
+            let name = &c[1];
+            seen += 1;
+            assert!(
+                example.lines().any(|l| l.starts_with(&format!("{name}="))),
+                "{name} is missing from .env.example"
+            );
+            assert!(
+                readme.contains(&format!("| `{name}` |")),
+                "{name} is missing from the README's configuration table"
+            );
+        }
+        assert!(seen > 30, "{seen}");
+    }
+
+    #[test]
     fn database_urls_are_checked_and_rewritten() {
         assert!(DatabaseUrl::parse("mysql://x/y").is_err());
         assert!(DatabaseUrl::parse("postgres://host").is_err());

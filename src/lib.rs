@@ -23,3 +23,6 @@ pub mod startup;
 pub mod stress;
 pub mod telemetry;
 pub mod token_command;
+
+#[cfg(test)]
+mod parser_fuzz;

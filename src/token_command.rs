@@ -18,9 +18,10 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum TokenCommand {
     /// Create a token and print its secret (shown this once; only its hash is stored).
+    #[command(group(clap::ArgGroup::new("scope").required(true).args(["admin", "user"])))]
     Create {
         /// An admin token: everything, including the metric-type catalogue.
-        #[arg(long, conflicts_with = "user", required_unless_present = "user")]
+        #[arg(long)]
         admin: bool,
         /// A user token: only this user's data (a UUID).
         #[arg(long, value_name = "UUID")]
@@ -57,7 +58,7 @@ pub fn run(settings: &Settings, command: TokenCommand) -> Result<(), BoxError> {
             };
             let (row, secret) = tokens::create(&mut conn, scope, &name)?;
             eprintln!(
-                "token {} created ({}{}); its secret is printed below and shown only this once:",
+                "token {} created ({}{}); its secret, on standard output, is shown only this once",
                 row.id,
                 describe(scope),
                 if name.is_empty() {

@@ -120,7 +120,9 @@ async fn parse(state: &web::Data<AppState>, body: web::Bytes) -> Result<SessionW
                    body with a 400 that names every bad point by position. A point is \
                    identified by (user, series, session, time): posting it again with the same \
                    value changes nothing (`unchanged`), with another value replaces it \
-                   (`updated`, last write wins). The answer comes once the points are durable.",
+                   (`updated`, last write wins). The answer comes once the points are durable. \
+                   A user token may only post its own user's sessions (403 otherwise, \
+                   before anything is written).",
     request_body(
         content = crate::openapi::SessionBody,
         content_type = "application/json",
@@ -178,7 +180,9 @@ const BULK_PARSE_BYTES: usize = 1024 * 1024;
     description = "Historical loads: one session object (the body of `POST /api/sessions/`) \
                    per line, streamed. Each line is validated all-or-nothing on its own and \
                    reported by number when refused; good lines are committed in batches and \
-                   stay committed. The content type is not checked.",
+                   stay committed. A line for a user the token may not write (a user \
+                   token's other users) is refused in the report with the body of a 403. \
+                   The content type is not checked.",
     request_body(
         content(
             (Vec<crate::openapi::SessionBody> = "application/x-ndjson", example = json!([
@@ -353,7 +357,8 @@ pub const MAX_LIST_LIMIT: i64 = 1000;
     operation_id = "sessions_list",
     tag = "sessions",
     summary = "List a user's sessions",
-    description = "Newest first, in DRF's limit/offset envelope.",
+    description = "Newest first, in DRF's limit/offset envelope. A user token may only list \
+                   its own user's sessions (403 otherwise).",
     params(crate::openapi::SessionListParams),
     responses(
         (status = 200, description = "One page.", body = crate::openapi::SessionPage),
@@ -397,7 +402,8 @@ fn session_id(path: &str) -> Result<uuid::Uuid, ApiError> {
     operation_id = "sessions_retrieve",
     tag = "sessions",
     summary = "One session",
-    description = "The session and a per-series summary of its points.",
+    description = "The session and a per-series summary of its points. With a user token, \
+                   another user's session is a 404, exactly like one that does not exist.",
     params(("session_id" = String, Path, format = Uuid,
         description = "The session; anything that is not a UUID names no session (404).")),
     responses(
@@ -429,7 +435,8 @@ pub async fn detail(
     tag = "sessions",
     summary = "Delete a session",
     description = "Deletes the session and all its points; the user's cached answers become \
-                   unreachable at once.",
+                   unreachable at once. With a user token, another user's session is a 404, \
+                   exactly like one that does not exist, and nothing is deleted.",
     params(("session_id" = String, Path, format = Uuid,
         description = "The session; anything that is not a UUID names no session (404).")),
     responses(

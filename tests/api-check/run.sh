@@ -55,7 +55,7 @@ trap cleanup EXIT
 log "database $db: migrate, seed, and an admin token for the run"
 "$BIN" migrate >/dev/null
 "$BIN" seed >/dev/null
-TOKEN=$("$BIN" token create --admin --name api-check 2>/dev/null)
+TOKEN=$("$BIN" token create --admin --name api-check)
 
 log "serving on $LISTEN_ADDR (log: $logfile)"
 "$BIN" serve --no-migrate >"$logfile" 2>&1 &
