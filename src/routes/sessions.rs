@@ -180,9 +180,8 @@ const BULK_PARSE_BYTES: usize = 1024 * 1024;
     description = "Historical loads: one session object (the body of `POST /api/sessions/`) \
                    per line, streamed. Each line is validated all-or-nothing on its own and \
                    reported by number when refused; good lines are committed in batches and \
-                   stay committed. A line for a user the token may not write (a user \
-                   token's other users) is refused in the report with the body of a 403. \
-                   The content type is not checked.",
+                   stay committed. With a user token, a line for another user is refused \
+                   in the report with the body of a 403. The content type is not checked.",
     request_body(
         content(
             (Vec<crate::openapi::SessionBody> = "application/x-ndjson", example = json!([
