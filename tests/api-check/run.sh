@@ -36,7 +36,7 @@ fi
 
 db="seriesd_apicheck_$(date +%s)_$$"
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-logfile=$(mktemp -t seriesd-api-check.XXXXXX.log)
+logfile=$(mktemp)
 export DATABASE_URL="$SERVER_URL/$db"
 export LISTEN_ADDR="127.0.0.1:$port"
 export WORKERS=2 DB_POOL_SIZE=8 REDIS_PREFIX="seriesd-apicheck-$db" RUST_LOG=warn
