@@ -3,11 +3,9 @@
 //! lock). A failing job logs, backs off (doubling, up to its period) and runs again; it
 //! never takes the server down.
 
-use crate::db::{self, DbPool};
+use crate::db::{self, DbPool, job_runs};
 use crate::error::ApiError;
 use diesel::pg::PgConnection;
-use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Bool, Text, Timestamptz};
 use std::sync::Arc;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -37,12 +35,6 @@ pub struct JobStats {
     pub skipped: AtomicU64,
 }
 
-#[derive(QueryableByName)]
-struct Locked {
-    #[diesel(sql_type = Bool)]
-    locked: bool,
-}
-
 /// This process, as `job_runs` names it: host, pid and a random suffix.
 pub fn instance() -> &'static str {
     static INSTANCE: OnceLock<String> = OnceLock::new();
@@ -57,42 +49,23 @@ pub fn instance() -> &'static str {
 
 /// Runs `job` once if its lock is free: `Ok(None)` when another process holds it.
 pub fn run_once(conn: &mut PgConnection, job: &Job) -> Result<Option<String>, ApiError> {
-    let locked = diesel::sql_query("SELECT pg_try_advisory_lock($1) AS locked")
-        .bind::<BigInt, _>(job.lock_key)
-        .get_result::<Locked>(conn)?
-        .locked;
-    if !locked {
+    if !job_runs::try_lock(conn, job.lock_key)? {
         return Ok(None);
     }
     let started = chrono::Utc::now();
     let result = (job.run)(conn);
     let (ok, summary) = match &result {
-        Ok(s) => (true, s.clone()),
-        Err(e) => (false, e.to_string()),
+        Ok(s) => (true, s.as_str()),
+        Err(_) => (false, ""),
     };
-    if job.quiet && ok && summary.is_empty() {
-        let _ = diesel::sql_query("SELECT pg_advisory_unlock($1) AS locked")
-            .bind::<BigInt, _>(job.lock_key)
-            .get_result::<Locked>(conn);
-        return result.map(Some);
+    let error = result.as_ref().err().map(ToString::to_string);
+    if !(job.quiet && ok && summary.is_empty()) {
+        let summary = error.as_deref().unwrap_or(summary);
+        if let Err(e) = job_runs::record(conn, job.name, instance(), started, ok, summary) {
+            tracing::warn!(job = job.name, error = %e, "could not log the job run");
+        }
     }
-    let logged = diesel::sql_query(
-        "INSERT INTO job_runs (job, instance, started_at, finished_at, ok, summary)
-         VALUES ($1, $2, $3, now(), $4, $5)",
-    )
-    .bind::<Text, _>(job.name)
-    .bind::<Text, _>(instance())
-    .bind::<Timestamptz, _>(started)
-    .bind::<Bool, _>(ok)
-    .bind::<Text, _>(summary)
-    .execute(conn);
-    if let Err(e) = logged {
-        tracing::warn!(job = job.name, error = %e, "could not log the job run");
-    }
-    let unlocked = diesel::sql_query("SELECT pg_advisory_unlock($1) AS locked")
-        .bind::<BigInt, _>(job.lock_key)
-        .get_result::<Locked>(conn);
-    if let Err(e) = unlocked {
+    if let Err(e) = job_runs::unlock(conn, job.lock_key) {
         tracing::warn!(job = job.name, error = %e, "could not release the job lock");
     }
     result.map(Some)

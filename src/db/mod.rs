@@ -8,6 +8,7 @@
 pub mod aggregates;
 pub mod api_tokens;
 pub mod generations;
+pub mod job_runs;
 pub mod maintenance;
 pub mod metric_types;
 pub mod partitions;

@@ -6,6 +6,7 @@ use crate::domain::interval::Interval;
 use crate::domain::query::{AggFunc, Fill, PatternLimits, SeriesPatterns};
 use crate::domain::timestamp::parse_time_param;
 use crate::error::ApiError;
+use crate::routes::query_params::{required_uuid, uuid_param};
 use crate::services::query::{self, QueryResponse, TimeseriesQuery};
 use crate::startup::AppState;
 use actix_web::{HttpResponse, web};
@@ -14,7 +15,6 @@ use chrono_tz::Tz;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use uuid::Uuid;
 
 /// Most buckets a trailing moving average may span.
 pub const MAX_SMOOTH: usize = 1000;
@@ -28,21 +28,6 @@ pub struct Parsed {
     pub recent: bool,
 }
 
-fn uuid_param(
-    params: &HashMap<String, String>,
-    name: &str,
-    errors: &mut Map<String, Value>,
-) -> Option<Uuid> {
-    let v = params.get(name)?;
-    match Uuid::parse_str(v.trim()) {
-        Ok(u) => Some(u),
-        Err(_) => {
-            errors.insert(name.into(), json!(["Must be a valid UUID."]));
-            None
-        }
-    }
-}
-
 /// Validates every parameter; all problems are reported at once, by parameter.
 pub fn parse_params(
     params: &HashMap<String, String>,
@@ -51,10 +36,7 @@ pub fn parse_params(
     pattern_limits: &PatternLimits,
 ) -> Result<Parsed, ApiError> {
     let mut errors = Map::new();
-    let user_id = uuid_param(params, "user_id", &mut errors);
-    if !params.contains_key("user_id") {
-        errors.insert("user_id".into(), json!(["This parameter is required."]));
-    }
+    let user_id = required_uuid(params, "user_id", &mut errors);
     let session_id = uuid_param(params, "session_id", &mut errors);
     let patterns = match SeriesPatterns::parse_with(
         params.get("series").map_or("", String::as_str),
