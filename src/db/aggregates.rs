@@ -155,7 +155,8 @@ pub fn count(conn: &mut PgConnection, sel: &Selection) -> QueryResult<Vec<NumRow
     sel.bind(sql).load(conn)
 }
 
-/// The first (or last) value of each bucket, as the JSON text stored.
+/// The first (or last) value of each bucket, as the JSON text stored; ties on time are
+/// broken by session id (as the value rollups do).
 pub fn first_or_last(
     conn: &mut PgConnection,
     sel: &Selection,
@@ -163,8 +164,8 @@ pub fn first_or_last(
 ) -> QueryResult<Vec<JsonRow>> {
     let sql = format!(
         "SELECT DISTINCT ON (series_id, bucket) series_id, bucket, value::text AS value
-         FROM (SELECT series_id, {bucket} AS bucket, time, value FROM points WHERE {filter}) x
-         ORDER BY series_id, bucket, time {dir}",
+         FROM (SELECT series_id, {bucket} AS bucket, time, session_id, value FROM points WHERE {filter}) x
+         ORDER BY series_id, bucket, time {dir}, session_id {dir}",
         bucket = sel.bucket_sql(""),
         filter = sel.where_sql(""),
         dir = if last { "DESC" } else { "ASC" },

@@ -99,6 +99,7 @@ impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for SessionSetup {
         let sql = format!(
             "SET statement_timeout = {};
              SET jit = {};
+             SET TimeZone = 'UTC';
              SET application_name = 'seriesd';
              {}",
             self.statement_timeout.as_millis(),

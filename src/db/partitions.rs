@@ -206,6 +206,7 @@ pub fn drop_older_than(
             )
             .bind::<diesel::sql_types::Timestamptz, _>(cutoff)
             .execute(conn)?;
+            super::rollups::forget_range(conn, DateTime::<Utc>::MIN_UTC, cutoff)?;
             let chunks: Vec<Chunk> = diesel::sql_query(
                 "SELECT c::text AS name FROM drop_chunks('points', older_than => $1) c",
             )
@@ -215,7 +216,6 @@ pub fn drop_older_than(
         });
     }
     manager.reload(conn)?;
-    super::rollups::forget_before(conn, cutoff)?;
     let last_week = week_of(cutoff) - 1; // weeks ending at or before the cutoff's week start
     let mut weeks: Vec<i64> = {
         let known = manager.known.read().unwrap_or_else(|e| e.into_inner());
@@ -236,6 +236,7 @@ pub fn drop_older_than(
                  ON CONFLICT (user_id) DO UPDATE SET generation = g.generation + 1"
             ))
             .execute(conn)?;
+            super::rollups::forget_range(conn, week_start(week), week_start(week + 1))?;
             conn.batch_execute(&format!("DROP TABLE IF EXISTS {name}"))
         })?;
         manager.forget(week);

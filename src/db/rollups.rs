@@ -1,12 +1,18 @@
-//! Hourly rollups: the invalidation log ingest writes, the refresh the rollup job runs,
-//! and the reads the query path merges with raw points.
+//! Rollups: the invalidation log ingest writes, the refresh the rollup job runs (hourly
+//! rows from raw points, daily rows from hourly ones, for numbers and for whole values),
+//! and the one statement per query that combines daily rollups, hourly rollups and raw
+//! points along a [`Plan`].
 
-use super::aggregates::{FieldRow, Selection};
+use super::aggregates::{FieldRow, JsonRow, NumRow, Selection};
 use crate::domain::query::AggFunc;
+use crate::domain::rollup_plan::{Plan, Span};
 use chrono::{DateTime, Utc};
 use diesel::pg::{Pg, PgConnection};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Double, Integer, Nullable, Timestamptz, Uuid as SqlUuid};
+use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
+use diesel::sql_types::{
+    Array, BigInt, Double, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid,
+};
 use uuid::Uuid;
 
 /// Records the hours a staged batch touches as awaiting refresh. Call inside the
@@ -14,7 +20,8 @@ use uuid::Uuid;
 pub fn invalidate_staged(conn: &mut PgConnection) -> QueryResult<usize> {
     diesel::sql_query(
         "INSERT INTO rollup_invalidations (user_id, series_id, hour)
-         SELECT DISTINCT user_id, series_id, date_trunc('hour', time) FROM points_staging
+         SELECT DISTINCT user_id, series_id, date_bin('1 hour', time, '2000-01-03T00:00:00Z')
+         FROM points_staging
          ON CONFLICT DO NOTHING",
     )
     .execute(conn)
@@ -28,8 +35,8 @@ pub fn invalidate_session(
 ) -> QueryResult<usize> {
     diesel::sql_query(
         "INSERT INTO rollup_invalidations (user_id, series_id, hour)
-         SELECT DISTINCT user_id, series_id, date_trunc('hour', time) FROM points
-         WHERE user_id = $1 AND session_id = $2
+         SELECT DISTINCT user_id, series_id, date_bin('1 hour', time, '2000-01-03T00:00:00Z')
+         FROM points WHERE user_id = $1 AND session_id = $2
          ON CONFLICT DO NOTHING",
     )
     .bind::<SqlUuid, _>(user)
@@ -39,24 +46,86 @@ pub fn invalidate_session(
 
 /// Forgets every rollup of a series (its points were deleted).
 pub fn forget_series(conn: &mut PgConnection, series_id: i32) -> QueryResult<()> {
-    diesel::sql_query("DELETE FROM rollup_hourly WHERE series_id = $1")
-        .bind::<Integer, _>(series_id)
-        .execute(conn)?;
-    diesel::sql_query("DELETE FROM rollup_invalidations WHERE series_id = $1")
-        .bind::<Integer, _>(series_id)
-        .execute(conn)?;
+    for table in ROLLUP_TABLES.iter().chain(&["rollup_invalidations"]) {
+        diesel::sql_query(format!("DELETE FROM {table} WHERE series_id = $1"))
+            .bind::<Integer, _>(series_id)
+            .execute(conn)?;
+    }
     Ok(())
 }
 
+/// Every rollup table, with its time column.
+const ROLLUP_TABLES: [&str; 4] = [
+    "rollup_hourly",
+    "rollup_daily",
+    "rollup_values_hourly",
+    "rollup_values_daily",
+];
+
+fn time_column(table: &str) -> &'static str {
+    if table.ends_with("daily") {
+        "day"
+    } else {
+        "hour"
+    }
+}
+
 /// Forgets rollups of hours before `cutoff` (retention dropped their points).
-pub fn forget_before(conn: &mut PgConnection, cutoff: DateTime<Utc>) -> QueryResult<()> {
-    diesel::sql_query("DELETE FROM rollup_hourly WHERE hour < $1")
-        .bind::<Timestamptz, _>(cutoff)
+/// Forgets rollups of the hours in `[from, to)` (retention drops their points; call it in
+/// the dropping transaction, before the drop). The invalidations go first: deleting them
+/// waits for a refresh that holds some of them, so no rollup it writes survives. `from`
+/// and `to` are week starts (UTC midnights), so no daily rollup straddles them.
+pub fn forget_range(
+    conn: &mut PgConnection,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> QueryResult<()> {
+    for table in ["rollup_invalidations"].iter().chain(&ROLLUP_TABLES) {
+        diesel::sql_query(format!(
+            "DELETE FROM {table} WHERE {column} >= $1 AND {column} < $2",
+            column = time_column(table)
+        ))
+        .bind::<Timestamptz, _>(from)
+        .bind::<Timestamptz, _>(to)
         .execute(conn)?;
-    diesel::sql_query("DELETE FROM rollup_invalidations WHERE hour < $1")
-        .bind::<Timestamptz, _>(cutoff)
-        .execute(conn)?;
+    }
     Ok(())
+}
+
+/// A statement over `unnest($1::uuid[], $2::int[], $3::timestamptz[])`: one key (user,
+/// series, hour or day) per row.
+fn keyed(
+    sql: &str,
+    users: &[Uuid],
+    series: &[i32],
+    times: &[DateTime<Utc>],
+) -> BoxedSqlQuery<'static, Pg, SqlQuery> {
+    diesel::sql_query(sql.to_string())
+        .into_boxed::<Pg>()
+        .bind::<Array<SqlUuid>, _>(users.to_vec())
+        .bind::<Array<Integer>, _>(series.to_vec())
+        .bind::<Array<Timestamptz>, _>(times.to_vec())
+}
+
+/// Deletes the rows of `table` whose (user, series, `column`) is one of the keys.
+fn delete_keys(
+    conn: &mut PgConnection,
+    table: &str,
+    column: &str,
+    users: &[Uuid],
+    series: &[i32],
+    times: &[DateTime<Utc>],
+) -> QueryResult<usize> {
+    keyed(
+        &format!(
+            "DELETE FROM {table} r USING unnest($1::uuid[], $2::int[], $3::timestamptz[]) AS t(u, s, k)
+             WHERE r.user_id = t.u AND r.series_id = t.s AND r.{column} = t.k"
+        ),
+        users,
+        series,
+        times,
+    )
+    .execute(conn)
 }
 
 #[derive(QueryableByName)]
@@ -87,23 +156,10 @@ pub fn refresh(conn: &mut PgConnection, limit: i64) -> QueryResult<usize> {
         let users: Vec<Uuid> = todo.iter().map(|p| p.user_id).collect();
         let series: Vec<i32> = todo.iter().map(|p| p.series_id).collect();
         let hours: Vec<DateTime<Utc>> = todo.iter().map(|p| p.hour).collect();
-        let bind = |sql: &str| {
-            diesel::sql_query(sql.to_string())
-                .into_boxed::<Pg>()
-                .bind::<Array<SqlUuid>, _>(users.clone())
-                .bind::<Array<Integer>, _>(series.clone())
-                .bind::<Array<Timestamptz>, _>(hours.clone())
-        };
-        bind(
-            "DELETE FROM rollup_invalidations i USING unnest($1::uuid[], $2::int[], $3::timestamptz[]) AS t(u, s, h)
-             WHERE i.user_id = t.u AND i.series_id = t.s AND i.hour = t.h",
-        )
-        .execute(conn)?;
-        bind(
-            "DELETE FROM rollup_hourly r USING unnest($1::uuid[], $2::int[], $3::timestamptz[]) AS t(u, s, h)
-             WHERE r.user_id = t.u AND r.series_id = t.s AND r.hour = t.h",
-        )
-        .execute(conn)?;
+        let bind = |sql: &str| keyed(sql, &users, &series, &hours);
+        for table in ["rollup_invalidations", "rollup_hourly", "rollup_values_hourly"] {
+            delete_keys(conn, table, "hour", &users, &series, &hours)?;
+        }
         bind(
             "INSERT INTO rollup_hourly
                 (user_id, series_id, field, hour, n, sum, min, max, first_time, first, last_time, last)
@@ -128,8 +184,79 @@ pub fn refresh(conn: &mut PgConnection, limit: i64) -> QueryResult<usize> {
              GROUP BY p.user_id, p.series_id, f.field, t.h",
         )
         .execute(conn)?;
+        bind(
+            "INSERT INTO rollup_values_hourly
+                (user_id, series_id, hour, n, first_time, first_session, first, last_time, last_session, last)
+             SELECT t.u, t.s, t.h, count(*),
+                    min(p.time), (array_agg(p.session_id ORDER BY p.time, p.session_id))[1],
+                    (array_agg(p.value ORDER BY p.time, p.session_id))[1],
+                    max(p.time), (array_agg(p.session_id ORDER BY p.time DESC, p.session_id DESC))[1],
+                    (array_agg(p.value ORDER BY p.time DESC, p.session_id DESC))[1]
+             FROM unnest($1::uuid[], $2::int[], $3::timestamptz[]) AS t(u, s, h)
+             CROSS JOIN LATERAL (
+                 SELECT p.time, p.session_id, p.value FROM points p
+                 WHERE p.user_id = t.u AND p.series_id = t.s
+                   AND p.time >= t.h AND p.time < t.h + interval '1 hour'
+                 OFFSET 0
+             ) AS p
+             GROUP BY t.u, t.s, t.h",
+        )
+        .execute(conn)?;
+        refresh_days(conn, &todo)?;
         Ok(todo.len())
     })
+}
+
+/// Recomputes the daily rows of the UTC days holding the refreshed hours, from the hourly
+/// rows (a day whose other hours still await refresh is recomputed again when they are;
+/// meanwhile queries read it by the hour).
+fn refresh_days(conn: &mut PgConnection, hours: &[Pending]) -> QueryResult<()> {
+    let mut days: Vec<(Uuid, i32, DateTime<Utc>)> = hours
+        .iter()
+        .map(|p| {
+            (
+                p.user_id,
+                p.series_id,
+                crate::domain::rollup_plan::day_of(p.hour),
+            )
+        })
+        .collect();
+    days.sort();
+    days.dedup();
+    let users: Vec<Uuid> = days.iter().map(|d| d.0).collect();
+    let series: Vec<i32> = days.iter().map(|d| d.1).collect();
+    let starts: Vec<DateTime<Utc>> = days.iter().map(|d| d.2).collect();
+    let bind = |sql: &str| keyed(sql, &users, &series, &starts);
+    for table in ["rollup_daily", "rollup_values_daily"] {
+        delete_keys(conn, table, "day", &users, &series, &starts)?;
+    }
+    bind(
+        "INSERT INTO rollup_daily
+            (user_id, series_id, field, day, n, sum, min, max, first_time, first, last_time, last)
+         SELECT t.u, t.s, r.field, t.d, sum(r.n), sum(r.sum), min(r.min), max(r.max),
+                min(r.first_time), (array_agg(r.first ORDER BY r.first_time, r.first))[1],
+                max(r.last_time), (array_agg(r.last ORDER BY r.last_time DESC, r.last DESC))[1]
+         FROM unnest($1::uuid[], $2::int[], $3::timestamptz[]) AS t(u, s, d)
+         JOIN rollup_hourly r ON r.user_id = t.u AND r.series_id = t.s
+          AND r.hour >= t.d AND r.hour < t.d + interval '24 hours'
+         GROUP BY t.u, t.s, r.field, t.d",
+    )
+    .execute(conn)?;
+    bind(
+        "INSERT INTO rollup_values_daily
+            (user_id, series_id, day, n, first_time, first_session, first, last_time, last_session, last)
+         SELECT t.u, t.s, t.d, sum(r.n),
+                min(r.first_time), (array_agg(r.first_session ORDER BY r.first_time, r.first_session))[1],
+                (array_agg(r.first ORDER BY r.first_time, r.first_session))[1],
+                max(r.last_time), (array_agg(r.last_session ORDER BY r.last_time DESC, r.last_session DESC))[1],
+                (array_agg(r.last ORDER BY r.last_time DESC, r.last_session DESC))[1]
+         FROM unnest($1::uuid[], $2::int[], $3::timestamptz[]) AS t(u, s, d)
+         JOIN rollup_values_hourly r ON r.user_id = t.u AND r.series_id = t.s
+          AND r.hour >= t.d AND r.hour < t.d + interval '24 hours'
+         GROUP BY t.u, t.s, t.d",
+    )
+    .execute(conn)?;
+    Ok(())
 }
 
 #[derive(QueryableByName)]
@@ -172,7 +299,8 @@ pub fn pending_hours(
     Ok(rows.into_iter().map(|r| r.hour).collect())
 }
 
-/// The SQL combining hourly rollups into one aggregate.
+/// The SQL combining partial aggregates (rollup rows, or raw points as one-point rows)
+/// into one aggregate.
 fn combine(agg: AggFunc) -> Option<&'static str> {
     Some(match agg {
         AggFunc::Avg => "sum(sum) / sum(n)",
@@ -186,34 +314,188 @@ fn combine(agg: AggFunc) -> Option<&'static str> {
     })
 }
 
-/// Whether an aggregate can be answered from rollups.
+/// Whether a numeric aggregate can be answered from rollups.
 pub fn supports(agg: AggFunc) -> bool {
     combine(agg).is_some()
 }
 
-/// Aggregates from rollups over whole hours in `[from, to)`, per series, bucket and
-/// field ('' for the main number).
-pub fn aggregate(
+/// `(col >= $k AND col < $k+1) OR ...` for each span, numbering parameters from `first`.
+fn spans_sql(column: &str, spans: &[Span], first: usize) -> String {
+    let parts: Vec<String> = (0..spans.len())
+        .map(|i| {
+            let k = first + 2 * i;
+            format!("({column} >= ${k} AND {column} < ${})", k + 1)
+        })
+        .collect();
+    format!("({})", parts.join(" OR "))
+}
+
+/// The statement reading one plan: a `SELECT` over daily rows, hourly rows and raw points
+/// (each branch only when the plan has spans for it), and the binds, `$1` user, `$2`
+/// series, `$3`/`$4` the query's range, `$5` the zone, then the spans.
+struct PlanQuery<'a> {
+    sel: &'a Selection,
+    plan: &'a Plan,
+    branches: Vec<String>,
+    next_param: usize,
+}
+
+impl<'a> PlanQuery<'a> {
+    fn new(sel: &'a Selection, plan: &'a Plan) -> Self {
+        PlanQuery {
+            sel,
+            plan,
+            branches: Vec::new(),
+            next_param: 6,
+        }
+    }
+
+    /// Adds a branch over `table` (time column `column`) for `spans`; `select` names the
+    /// columns, `{bucket}` standing for the bucket expression.
+    fn branch(&mut self, spans: &[Span], table: &str, column: &str, select: &str, extra: &str) {
+        if spans.is_empty() {
+            return;
+        }
+        let bucket = self.sel.bucket_sql_over(column);
+        let filter = spans_sql(column, spans, self.next_param);
+        self.next_param += 2 * spans.len();
+        self.branches.push(format!(
+            "SELECT {} FROM {table} WHERE user_id = $1 AND series_id = ANY($2) \
+             AND {column} BETWEEN $3 AND $4 AND {filter}{extra}",
+            select.replace("{bucket}", &bucket)
+        ));
+    }
+
+    fn union(&self) -> String {
+        self.branches.join("\n UNION ALL\n ")
+    }
+
+    fn bind(&self, sql: String) -> BoxedSqlQuery<'static, Pg, SqlQuery> {
+        let mut q = diesel::sql_query(sql)
+            .into_boxed::<Pg>()
+            .bind::<SqlUuid, _>(self.sel.user_id)
+            .bind::<Array<Integer>, _>(self.sel.series_ids.clone())
+            .bind::<Timestamptz, _>(self.sel.start)
+            .bind::<Timestamptz, _>(self.sel.end)
+            .bind::<Text, _>(self.sel.tz.clone());
+        for spans in [&self.plan.days, &self.plan.hours, &self.plan.raw] {
+            for (a, b) in spans.iter() {
+                q = q.bind::<Timestamptz, _>(*a).bind::<Timestamptz, _>(*b);
+            }
+        }
+        q
+    }
+}
+
+/// Numeric aggregates per series, bucket and field ('' for the main number) along
+/// `plan`; `fields`: object fields too, not only the main number.
+pub fn aggregate_numbers(
     conn: &mut PgConnection,
     sel: &Selection,
     agg: AggFunc,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
+    plan: &Plan,
+    fields: bool,
 ) -> QueryResult<Vec<FieldRow>> {
     let Some(combine) = combine(agg) else {
         return Ok(Vec::new());
     };
-    let bucket = sel.bucket_sql_over("hour");
-    diesel::sql_query(format!(
-        "SELECT series_id, {bucket} AS bucket, field, {combine} AS v
-         FROM rollup_hourly
-         WHERE user_id = $1 AND series_id = ANY($2) AND hour >= $3 AND hour < $4
-         GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
-    ))
-    .bind::<SqlUuid, _>(sel.user_id)
-    .bind::<Array<Integer>, _>(sel.series_ids.clone())
-    .bind::<Timestamptz, _>(from)
-    .bind::<Timestamptz, _>(to)
-    .bind::<diesel::sql_types::Text, _>(sel.tz.clone())
-    .load(conn)
+    if plan.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rollup_cols = "series_id, {bucket} AS bucket, field, n, sum, min, max, first_time, first, last_time, last";
+    let only_main = if fields { "" } else { " AND field = ''" };
+    let mut q = PlanQuery::new(sel, plan);
+    q.branch(&plan.days, "rollup_daily", "day", rollup_cols, only_main);
+    q.branch(&plan.hours, "rollup_hourly", "hour", rollup_cols, only_main);
+    if fields {
+        q.branch(
+            &plan.raw,
+            "points p CROSS JOIN LATERAL (
+                 SELECT ''::text, p.num WHERE p.num IS NOT NULL
+                 UNION ALL
+                 SELECT * FROM unnest(p.fields, p.field_values)
+             ) AS f(field, v)",
+            "time",
+            "series_id, {bucket} AS bucket, f.field, 1::int8, f.v, f.v, f.v, time, f.v, time, f.v",
+            "",
+        );
+    } else {
+        q.branch(
+            &plan.raw,
+            "points",
+            "time",
+            "series_id, {bucket} AS bucket, ''::text, 1::int8, num, num, num, time, num, time, num",
+            " AND num IS NOT NULL",
+        );
+    }
+    let sql = format!(
+        "SELECT series_id, bucket, field, {combine} AS v FROM (\n {}\n) x(series_id, bucket, field, n, sum, min, max, first_time, first, last_time, last)
+         GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+        q.union()
+    );
+    q.bind(sql).load(conn)
+}
+
+/// Points per series and bucket (any value) along `plan`.
+pub fn count_values(
+    conn: &mut PgConnection,
+    sel: &Selection,
+    plan: &Plan,
+) -> QueryResult<Vec<NumRow>> {
+    if plan.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut q = PlanQuery::new(sel, plan);
+    let cols = "series_id, {bucket} AS bucket, n";
+    q.branch(&plan.days, "rollup_values_daily", "day", cols, "");
+    q.branch(&plan.hours, "rollup_values_hourly", "hour", cols, "");
+    q.branch(
+        &plan.raw,
+        "points",
+        "time",
+        "series_id, {bucket} AS bucket, 1::int8",
+        "",
+    );
+    let sql = format!(
+        "SELECT series_id, bucket, sum(n)::float8 AS v FROM (\n {}\n) x(series_id, bucket, n)
+         GROUP BY 1, 2 ORDER BY 1, 2",
+        q.union()
+    );
+    q.bind(sql).load(conn)
+}
+
+/// The first (or last) stored value per series and bucket along `plan`, by time, then
+/// session id.
+pub fn first_or_last_values(
+    conn: &mut PgConnection,
+    sel: &Selection,
+    plan: &Plan,
+    last: bool,
+) -> QueryResult<Vec<JsonRow>> {
+    if plan.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (which, dir) = if last {
+        ("last", "DESC")
+    } else {
+        ("first", "ASC")
+    };
+    let cols =
+        format!("series_id, {{bucket}} AS bucket, {which}_time, {which}_session, {which}::text");
+    let mut q = PlanQuery::new(sel, plan);
+    q.branch(&plan.days, "rollup_values_daily", "day", &cols, "");
+    q.branch(&plan.hours, "rollup_values_hourly", "hour", &cols, "");
+    q.branch(
+        &plan.raw,
+        "points",
+        "time",
+        "series_id, {bucket} AS bucket, time, session_id, value::text",
+        "",
+    );
+    let sql = format!(
+        "SELECT series_id, bucket, (array_agg(v ORDER BY t {dir}, s {dir}))[1] AS value FROM (\n {}\n) x(series_id, bucket, t, s, v)
+         GROUP BY 1, 2 ORDER BY 1, 2",
+        q.union()
+    );
+    q.bind(sql).load(conn)
 }

@@ -5,4 +5,5 @@ pub mod api_token;
 pub mod interval;
 pub mod json_depth;
 pub mod query;
+pub mod rollup_plan;
 pub mod timestamp;

@@ -12,15 +12,16 @@ use crate::db::aggregates::{self, Selection};
 use crate::db::rollups;
 use crate::domain::interval::Interval;
 use crate::domain::query::{AggFunc, Fill, SeriesPatterns};
+use crate::domain::rollup_plan::{Plan, hour_of};
 use crate::domain::timestamp::format_utc;
 use crate::error::ApiError;
 use crate::services::catalogue::{MetricType, Snapshot};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
 use diesel::pg::PgConnection;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -140,8 +141,9 @@ pub struct QueryMetadata {
     pub fill: &'static str,
     /// The moving-average window, in buckets; `null` for none.
     pub smooth: Option<usize>,
-    /// Where the numbers came from: `raw` points, `rollup` (hourly rollups only) or
-    /// `rollup+raw` (rollups for whole, refreshed buckets; raw points for the rest).
+    /// Where the answer came from: `raw` points, `rollup` (daily and hourly rollups only)
+    /// or `rollup+raw` (rollups for whole refreshed days and hours, raw points for the
+    /// partial hours at the edges and the hours awaiting refresh).
     #[schema(example = "raw")]
     pub source: &'static str,
 }
@@ -189,8 +191,10 @@ pub fn run(
             .1
             .push(t.id());
     }
-    let mut cells: BTreeMap<i32, BTreeMap<DateTime<Utc>, Cell>> = BTreeMap::new();
+    let mut cells: Cells = BTreeMap::new();
     let mut source = Source::default();
+    let all_ids: Vec<i32> = matched.iter().map(|t| t.id()).collect();
+    let mut dirty: Option<BTreeSet<DateTime<Utc>>> = None;
     for ((shape, _), (agg, ids)) in groups {
         let sel = Selection {
             user_id: q.user_id,
@@ -201,20 +205,71 @@ pub fn run(
             interval: q.interval,
             tz: q.tz.name().to_string(),
         };
-        match (shape, agg) {
-            (Shape::Number | Shape::Fields, _) => {
-                fetch_numeric(conn, q, shape, agg, &sel, &mut cells, &mut source)?;
+        let plan = if rollup_eligible(q, shape, agg) {
+            if dirty.is_none() {
+                dirty = Some(pending_hours(conn, q, &all_ids)?);
             }
-            (Shape::Other, AggFunc::Count) => {
-                for r in aggregates::count(conn, &sel)? {
+            let end = q.end + TimeDelta::microseconds(1);
+            let plan = Plan::new(
+                q.interval,
+                q.tz,
+                q.start,
+                end,
+                dirty.as_ref().unwrap_or(&BTreeSet::new()),
+            );
+            (plan.len() <= MAX_PLAN_SPANS).then_some(plan)
+        } else {
+            None
+        };
+        match &plan {
+            Some(p) => {
+                source.rollup |= p.uses_rollups();
+                source.raw |= !p.raw.is_empty();
+            }
+            None => source.raw = true,
+        }
+        match (shape, agg, plan) {
+            (Shape::Number | Shape::Fields, _, Some(plan)) => {
+                let rows =
+                    rollups::aggregate_numbers(conn, &sel, agg, &plan, shape == Shape::Fields)?;
+                for r in rows {
+                    put(&mut cells, shape, r.series_id, r.bucket, &r.field, r.v);
+                }
+            }
+            (Shape::Number, _, None) => {
+                for r in aggregates::scalar(conn, &sel, agg)? {
+                    put(&mut cells, shape, r.series_id, r.bucket, "", r.v);
+                }
+            }
+            (Shape::Fields, _, None) => {
+                for r in aggregates::fields(conn, &sel, agg)? {
+                    let field = if r.field == "value" {
+                        ""
+                    } else {
+                        r.field.as_str()
+                    };
+                    put(&mut cells, shape, r.series_id, r.bucket, field, r.v);
+                }
+            }
+            (Shape::Other, AggFunc::Count, plan) => {
+                let rows = match plan {
+                    Some(plan) => rollups::count_values(conn, &sel, &plan)?,
+                    None => aggregates::count(conn, &sel)?,
+                };
+                for r in rows {
                     cells
                         .entry(r.series_id)
                         .or_default()
                         .insert(r.bucket, Cell::Num(r.v));
                 }
             }
-            (Shape::Other, _) => {
-                for r in aggregates::first_or_last(conn, &sel, agg == AggFunc::Last)? {
+            (Shape::Other, _, plan) => {
+                let last = agg == AggFunc::Last;
+                let rows = match plan {
+                    Some(plan) => rollups::first_or_last_values(conn, &sel, &plan, last)?,
+                    None => aggregates::first_or_last(conn, &sel, last)?,
+                };
+                for r in rows {
                     let v = serde_json::from_str(&r.value).ok();
                     cells
                         .entry(r.series_id)
@@ -351,103 +406,44 @@ fn whole_hour_zone(tz: Tz, start: DateTime<Utc>, end: DateTime<Utc>) -> bool {
     }
 }
 
-/// The whole buckets `[from, to)` of the query that rollups may answer, if any.
-fn rollup_window(q: &TimeseriesQuery, agg: AggFunc) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
-    let eligible_interval = match q.interval {
+/// Most spans a rollup plan may have before the query reads raw points instead (many
+/// hours awaiting refresh, e.g. right after a bulk load, fragment a plan).
+const MAX_PLAN_SPANS: usize = 256;
+
+/// Whether a group of series may be read along a rollup plan: rollups on, no session
+/// filter, an aggregate the rollups keep (series without numbers keep count, first and
+/// last, which is all they answer), and bucket boundaries on whole UTC hours.
+fn rollup_eligible(q: &TimeseriesQuery, shape: Shape, agg: AggFunc) -> bool {
+    let interval_ok = match q.interval {
         Interval::Fixed(w) => w % 3600 == 0,
         Interval::Calendar(_) => whole_hour_zone(q.tz, q.start, q.end),
     };
-    if !q.rollups || q.session_id.is_some() || !rollups::supports(agg) || !eligible_interval {
-        return None;
-    }
-    let mut from = q.interval.floor(q.start, q.tz);
-    if from < q.start {
-        from = q.interval.next(from, q.tz);
-    }
-    let last = q.interval.floor(q.end, q.tz);
-    let after = q.interval.next(last, q.tz);
-    // `end` is inclusive: the bucket holding it is whole if `end` is its last microsecond.
-    let to = if after - chrono::TimeDelta::microseconds(1) <= q.end {
-        after
-    } else {
-        last
-    };
-    (from < to).then_some((from, to))
+    let agg_ok = shape == Shape::Other || rollups::supports(agg);
+    q.rollups && q.session_id.is_none() && agg_ok && interval_ok
 }
 
-/// Aggregates numeric series: whole, refreshed buckets from the hourly rollups, the rest
-/// (partial edge buckets, hours awaiting refresh) from raw points.
-fn fetch_numeric(
+/// The hours awaiting refresh of the query's user and series, over its range.
+fn pending_hours(
     conn: &mut PgConnection,
     q: &TimeseriesQuery,
-    shape: Shape,
-    agg: AggFunc,
-    sel: &Selection,
-    cells: &mut Cells,
-    source: &mut Source,
-) -> Result<(), ApiError> {
-    let raw =
-        |conn: &mut PgConnection, sel: &Selection, cells: &mut Cells| -> Result<(), ApiError> {
-            if shape == Shape::Number {
-                for r in aggregates::scalar(conn, sel, agg)? {
-                    put(cells, shape, r.series_id, r.bucket, "", r.v);
-                }
-            } else {
-                for r in aggregates::fields(conn, sel, agg)? {
-                    let field = if r.field == "value" {
-                        ""
-                    } else {
-                        r.field.as_str()
-                    };
-                    put(cells, shape, r.series_id, r.bucket, field, r.v);
-                }
-            }
-            Ok(())
-        };
-    let Some((from, to)) = rollup_window(q, agg) else {
-        source.raw = true;
-        return raw(conn, sel, cells);
+    series_ids: &[i32],
+) -> Result<BTreeSet<DateTime<Utc>>, ApiError> {
+    let sel = Selection {
+        user_id: q.user_id,
+        session_id: None,
+        series_ids: series_ids.to_vec(),
+        start: q.start,
+        end: q.end,
+        interval: q.interval,
+        tz: String::new(),
     };
-    let dirty: std::collections::BTreeSet<DateTime<Utc>> =
-        rollups::pending_hours(conn, sel, from, to)?
-            .into_iter()
-            .map(|h| q.interval.floor(h, q.tz))
-            .collect();
-    for r in rollups::aggregate(conn, sel, agg, from, to)? {
-        if !dirty.contains(&r.bucket) {
-            put(cells, shape, r.series_id, r.bucket, &r.field, r.v);
-            source.rollup = true;
-        }
-    }
-    // Raw points for the edges and the dirty buckets, as inclusive ranges.
-    let micro = chrono::TimeDelta::microseconds(1);
-    let mut ranges: Vec<(DateTime<Utc>, DateTime<Utc>)> = Vec::new();
-    if q.start < from {
-        ranges.push((q.start, from - micro));
-    }
-    for b in &dirty {
-        let (b0, b1) = (*b, q.interval.next(*b, q.tz) - micro);
-        match ranges.last_mut() {
-            Some(last) if last.1 + micro == b0 => last.1 = b1,
-            _ => ranges.push((b0, b1)),
-        }
-    }
-    if to <= q.end {
-        match ranges.last_mut() {
-            Some(last) if last.1 + micro == to => last.1 = q.end,
-            _ => ranges.push((to, q.end)),
-        }
-    }
-    for (start, end) in ranges {
-        let part = Selection {
-            start,
-            end,
-            ..sel.clone()
-        };
-        raw(conn, &part, cells)?;
-        source.raw = true;
-    }
-    Ok(())
+    let hours = rollups::pending_hours(
+        conn,
+        &sel,
+        hour_of(q.start),
+        q.end + TimeDelta::microseconds(1),
+    )?;
+    Ok(hours.into_iter().collect())
 }
 
 /// Every bucket from the one holding `start` to the one holding `end`.

@@ -1,4 +1,4 @@
-//! Hourly rollups: the rollup path answers exactly what raw points answer, whatever was
+//! Rollups (daily, hourly, values): the rollup path answers exactly what raw points answer, whatever was
 //! written, rewritten or deleted and whatever has been refreshed so far.
 
 use crate::helpers::TestApp;
@@ -51,6 +51,9 @@ async fn the_rollup_path_answers_exactly_what_raw_points_answer() {
     let span_secs = 40 * 86_400;
     let mut rng = Rng(20_261_124);
     let mut sessions: Vec<(Uuid, Uuid, Value)> = Vec::new();
+    // Times already used: reused now and then, so that points of different sessions share
+    // a time (first/last must break the tie the same way on both paths).
+    let mut used_times: Vec<chrono::DateTime<Utc>> = Vec::new();
     let zones: [Tz; 3] = [
         Tz::UTC,
         "America/New_York".parse().unwrap(),
@@ -65,6 +68,7 @@ async fn the_rollup_path_answers_exactly_what_raw_points_answer() {
         AggFunc::Sum,
         AggFunc::First,
         AggFunc::Last,
+        AggFunc::Median,
     ];
     let mut compared = 0;
     let mut rollup_answers = 0;
@@ -76,12 +80,18 @@ async fn the_rollup_path_answers_exactly_what_raw_points_answer() {
             let base = origin + TimeDelta::seconds(rng.below(span_secs) as i64);
             let data: Vec<Value> = (0..(5 + rng.below(30)))
                 .map(|_| {
-                    let t = base + TimeDelta::seconds(rng.below(6 * 3600) as i64 - 3 * 3600);
-                    if rng.below(2) == 0 {
-                        json!({"series": "session.gut_health_score", "time": t.to_rfc3339(), "value": {"value": rng.below(1000) as f64 / 7.0}})
+                    let t = if !used_times.is_empty() && rng.below(5) == 0 {
+                        used_times[rng.below(used_times.len() as u64) as usize]
                     } else {
-                        json!({"series": "session.urine.color", "time": t.to_rfc3339(),
-                               "value": {"r": rng.below(256), "g": rng.below(256), "b": rng.below(256)}})
+                        base + TimeDelta::seconds(rng.below(6 * 3600) as i64 - 3 * 3600)
+                    };
+                    used_times.push(t);
+                    match rng.below(3) {
+                        0 => json!({"series": "session.gut_health_score", "time": t.to_rfc3339(), "value": {"value": rng.below(1000) as f64 / 7.0}}),
+                        1 => json!({"series": "session.urine.color", "time": t.to_rfc3339(),
+                               "value": {"r": rng.below(256), "g": rng.below(256), "b": rng.below(256)}}),
+                        _ => json!({"series": "session.example.series", "time": t.to_rfc3339(),
+                               "value": {"value": format!("s{}", rng.below(1000))}}),
                     }
                 })
                 .collect();
@@ -131,8 +141,10 @@ async fn the_rollup_path_answers_exactly_what_raw_points_answer() {
             let mut q = TimeseriesQuery {
                 user_id: users[rng.below(3) as usize],
                 session_id: None,
-                patterns: SeriesPatterns::parse("session.gut_health_score,session.urine.color")
-                    .unwrap(),
+                patterns: SeriesPatterns::parse(
+                    "session.gut_health_score,session.urine.color,session.example.series",
+                )
+                .unwrap(),
                 interval,
                 start,
                 end,
@@ -190,12 +202,14 @@ async fn metadata_says_which_path_answered() {
     assert_eq!(app.post("/api/sessions/", &body).await.0, 201);
     let path = |agg: &str, end: &str| {
         format!(
-            "/api/timeseries/?user_id={user}&interval=day&agg_func={agg}&start_time=2025-01-05&end_time={end}"
+            "/api/timeseries/?user_id={user}&series=session.gut_health_score&interval=day&agg_func={agg}&start_time=2025-01-05&end_time={end}"
         )
     };
-    // Not refreshed yet: raw points answer.
+    // Not refreshed yet: the two written hours are read from raw points, the other hours
+    // (empty) from the hourly rollups.
     let (_, r) = app.get(&path("avg", "2025-01-06T23:59:59.999999Z")).await;
-    assert_eq!(r["metadata"]["source"], "raw");
+    assert_eq!(r["metadata"]["source"], "rollup+raw");
+    assert_eq!(r["results"][1]["value"], json!(4.0));
     let mut conn = app.conn();
     rollups::refresh(&mut conn, 1000).unwrap();
     let (_, r) = app.get(&path("avg", "2025-01-06T23:59:59.999999Z")).await;
@@ -217,4 +231,33 @@ async fn metadata_says_which_path_answered() {
     let (_, r) = app.get(&path("avg", "2025-01-06T23:59:59.999999Z")).await;
     assert_eq!(r["metadata"]["source"], "rollup+raw");
     assert_eq!(r["results"][0]["value"], json!(4.0));
+    // String series are rolled up too: first and last value and the count per bucket.
+    let words = json!({"user_id": user, "session_id": Uuid::new_v4(), "data": [
+        {"series": "session.example.series", "time": "2025-01-05T10:00:00Z", "value": {"value": "a"}},
+        {"series": "session.example.series", "time": "2025-01-05T13:00:00Z", "value": {"value": "b"}},
+        {"series": "session.example.series", "time": "2025-01-06T09:00:00Z", "value": {"value": "c"}}
+    ]});
+    assert_eq!(app.post("/api/sessions/", &words).await.0, 201);
+    rollups::refresh(&mut conn, 1000).unwrap();
+    let words_path = |agg: &str| {
+        format!(
+            "/api/timeseries/?user_id={user}&series=session.example.series&interval=week&agg_func={agg}&start_time=2024-12-30&end_time=2025-01-12T23:59:59.999999Z"
+        )
+    };
+    // 2025-01-05 is a Sunday: two weeks.
+    for (agg, want) in [
+        ("avg", json!([{"value": "a"}, {"value": "c"}])),
+        ("last", json!([{"value": "b"}, {"value": "c"}])),
+        ("count", json!([2, 1])),
+    ] {
+        let (_, r) = app.get(&words_path(agg)).await;
+        assert_eq!(r["metadata"]["source"], "rollup", "{agg}: {r}");
+        let values: Vec<Value> = r["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|row| row["value"].clone())
+            .collect();
+        assert_eq!(Value::Array(values), want, "{agg}: {r}");
+    }
 }

@@ -1,0 +1,237 @@
+//! Which parts of a query's range are read from daily rollups, hourly rollups and raw
+//! points.
+//!
+//! Every aggregate the rollups keep (count, sum, min, max, first, last) is decomposable:
+//! a bucket's answer can be combined from disjoint pieces. So each bucket of the query is
+//! cut into the largest pieces that are whole and fresh: whole UTC days inside the bucket
+//! whose hours are all refreshed, then whole refreshed hours, then raw points for the rest
+//! (the partial hours at the range's edges and the hours awaiting refresh). A rollup row
+//! is only ever used for a bucket that contains it entirely.
+
+use super::interval::Interval;
+use chrono::{DateTime, TimeDelta, Utc};
+use chrono_tz::Tz;
+use std::collections::BTreeSet;
+
+/// A half-open time range `[from, to)`.
+pub type Span = (DateTime<Utc>, DateTime<Utc>);
+
+/// Half-open spans, ascending and disjoint, by where they are read from.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// Whole UTC days read from daily rollups.
+    pub days: Vec<Span>,
+    /// Whole hours read from hourly rollups.
+    pub hours: Vec<Span>,
+    /// Everything else, read from raw points.
+    pub raw: Vec<Span>,
+}
+
+const HOUR_MICROS: i64 = 3_600_000_000;
+const DAY_MICROS: i64 = 24 * HOUR_MICROS;
+
+fn floor_to(t: DateTime<Utc>, unit: i64) -> DateTime<Utc> {
+    t - TimeDelta::microseconds(t.timestamp_micros().rem_euclid(unit))
+}
+
+fn ceil_to(t: DateTime<Utc>, unit: i64) -> DateTime<Utc> {
+    let f = floor_to(t, unit);
+    if f == t {
+        t
+    } else {
+        f + TimeDelta::microseconds(unit)
+    }
+}
+
+/// The UTC hour holding `t`.
+pub fn hour_of(t: DateTime<Utc>) -> DateTime<Utc> {
+    floor_to(t, HOUR_MICROS)
+}
+
+/// The UTC day holding `t`.
+pub fn day_of(t: DateTime<Utc>) -> DateTime<Utc> {
+    floor_to(t, DAY_MICROS)
+}
+
+/// Appends a span, merging it with the previous one when they touch.
+fn push(spans: &mut Vec<Span>, from: DateTime<Utc>, to: DateTime<Utc>) {
+    if from >= to {
+        return;
+    }
+    match spans.last_mut() {
+        Some(last) if last.1 == from => last.1 = to,
+        _ => spans.push((from, to)),
+    }
+}
+
+impl Plan {
+    /// The plan for the range `[start, end)` bucketed by `interval` in `tz`, given the
+    /// hours awaiting refresh. Every bucket boundary must fall on a whole UTC hour (fixed
+    /// widths that are whole hours, calendar units in zones whose offsets are whole
+    /// hours): the caller checks that.
+    pub fn new(
+        interval: Interval,
+        tz: Tz,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        dirty: &BTreeSet<DateTime<Utc>>,
+    ) -> Plan {
+        let mut plan = Plan::default();
+        let mut b = interval.floor(start, tz);
+        while b < end {
+            let next = interval.next(b, tz);
+            if next <= b {
+                break;
+            }
+            plan.bucket(b.max(start), next.min(end), dirty);
+            b = next;
+        }
+        plan
+    }
+
+    /// Cuts the part `[s, e)` of one bucket into pieces.
+    fn bucket(&mut self, s: DateTime<Utc>, e: DateTime<Utc>, dirty: &BTreeSet<DateTime<Utc>>) {
+        let (h0, h1) = (ceil_to(s, HOUR_MICROS), floor_to(e, HOUR_MICROS));
+        if h0 >= h1 {
+            push(&mut self.raw, s, e);
+            return;
+        }
+        push(&mut self.raw, s, h0);
+        let (d0, d1) = (ceil_to(h0, DAY_MICROS), floor_to(h1, DAY_MICROS));
+        if d0 < d1 {
+            self.hours(h0, d0, dirty);
+            self.days(d0, d1, dirty);
+            self.hours(d1, h1, dirty);
+        } else {
+            self.hours(h0, h1, dirty);
+        }
+        push(&mut self.raw, h1, e);
+    }
+
+    /// Whole days `[a, b)`: a day with an hour awaiting refresh is read by the hour.
+    fn days(&mut self, a: DateTime<Utc>, b: DateTime<Utc>, dirty: &BTreeSet<DateTime<Utc>>) {
+        let stale: BTreeSet<DateTime<Utc>> = dirty
+            .range(a..b)
+            .map(|h| floor_to(*h, DAY_MICROS))
+            .collect();
+        let mut cursor = a;
+        for day in stale {
+            push(&mut self.days, cursor, day);
+            let after = day + TimeDelta::microseconds(DAY_MICROS);
+            self.hours(day, after, dirty);
+            cursor = after;
+        }
+        push(&mut self.days, cursor, b);
+    }
+
+    /// Whole hours `[a, b)`: an hour awaiting refresh is read from raw points.
+    fn hours(&mut self, a: DateTime<Utc>, b: DateTime<Utc>, dirty: &BTreeSet<DateTime<Utc>>) {
+        let mut cursor = a;
+        for h in dirty.range(a..b) {
+            push(&mut self.hours, cursor, *h);
+            let after = *h + TimeDelta::microseconds(HOUR_MICROS);
+            push(&mut self.raw, *h, after);
+            cursor = after;
+        }
+        push(&mut self.hours, cursor, b);
+    }
+
+    /// How many spans the plan holds.
+    pub fn len(&self) -> usize {
+        self.days.len() + self.hours.len() + self.raw.len()
+    }
+
+    /// Whether the plan reads nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether any part is read from rollups.
+    pub fn uses_rollups(&self) -> bool {
+        !self.days.is_empty() || !self.hours.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::interval::Interval;
+    use chrono::TimeZone;
+
+    fn t(d: u32, h: u32, m: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2024, 3, d, h, m, 0).unwrap()
+    }
+
+    /// The one range the plan's spans cover, checking they neither overlap nor leave gaps.
+    fn covered(plan: &Plan) -> Span {
+        let mut all: Vec<Span> = plan
+            .days
+            .iter()
+            .chain(&plan.hours)
+            .chain(&plan.raw)
+            .copied()
+            .collect();
+        all.sort();
+        for w in all.windows(2) {
+            assert_eq!(w[0].1, w[1].0, "gap or overlap");
+        }
+        (all[0].0, all[all.len() - 1].1)
+    }
+
+    #[test]
+    fn a_month_range_is_days_with_hour_and_raw_edges() {
+        let month = Interval::parse("month").unwrap();
+        let (s, e) = (t(1, 10, 30), t(20, 5, 15));
+        let plan = Plan::new(month, Tz::UTC, s, e, &BTreeSet::new());
+        assert_eq!(plan.raw, vec![(s, t(1, 11, 0)), (t(20, 5, 0), e)]);
+        assert_eq!(
+            plan.hours,
+            vec![(t(1, 11, 0), t(2, 0, 0)), (t(20, 0, 0), t(20, 5, 0))]
+        );
+        assert_eq!(plan.days, vec![(t(2, 0, 0), t(20, 0, 0))]);
+        assert_eq!(covered(&plan), (s, e));
+    }
+
+    #[test]
+    fn stale_hours_are_raw_and_their_day_is_read_by_the_hour() {
+        let day = Interval::parse("day").unwrap();
+        let dirty: BTreeSet<_> = [t(5, 7, 0), t(5, 8, 0)].into();
+        let plan = Plan::new(day, Tz::UTC, t(1, 0, 0), t(10, 0, 0), &dirty);
+        assert_eq!(
+            plan.days,
+            vec![(t(1, 0, 0), t(5, 0, 0)), (t(6, 0, 0), t(10, 0, 0))]
+        );
+        assert_eq!(
+            plan.hours,
+            vec![(t(5, 0, 0), t(5, 7, 0)), (t(5, 9, 0), t(6, 0, 0))]
+        );
+        assert_eq!(plan.raw, vec![(t(5, 7, 0), t(5, 9, 0))]);
+        assert_eq!(covered(&plan), (t(1, 0, 0), t(10, 0, 0)));
+    }
+
+    #[test]
+    fn days_are_never_split_across_buckets() {
+        // New York days start at 05:00Z (04:00Z in summer): no UTC day lies in one.
+        let ny: Tz = "America/New_York".parse().unwrap();
+        let day = Interval::parse("day").unwrap();
+        let plan = Plan::new(day, ny, t(1, 5, 0), t(8, 5, 0), &BTreeSet::new());
+        assert!(plan.days.is_empty());
+        assert_eq!(plan.hours, vec![(t(1, 5, 0), t(8, 5, 0))]);
+        // 6-hour buckets: hours only.
+        let six = Interval::parse("6h").unwrap();
+        let plan = Plan::new(six, Tz::UTC, t(1, 0, 0), t(3, 0, 0), &BTreeSet::new());
+        assert!(plan.days.is_empty() && plan.raw.is_empty());
+        // 2-day buckets from 2000-01-03: whole days.
+        let two = Interval::parse("2d").unwrap();
+        let plan = Plan::new(two, Tz::UTC, t(1, 0, 0), t(9, 0, 0), &BTreeSet::new());
+        assert_eq!(plan.days, vec![(t(1, 0, 0), t(9, 0, 0))]);
+    }
+
+    #[test]
+    fn a_range_inside_one_hour_is_raw() {
+        let hour = Interval::parse("hour").unwrap();
+        let plan = Plan::new(hour, Tz::UTC, t(1, 10, 5), t(1, 10, 50), &BTreeSet::new());
+        assert_eq!(plan.raw, vec![(t(1, 10, 5), t(1, 10, 50))]);
+        assert!(!plan.uses_rollups());
+    }
+}
