@@ -2,7 +2,12 @@
 """Mixed load for `make bench-query`: CLIENTS threads for SECONDS, 80% uncached queries
 and 20% 10-point ingests, while the rollup lag is sampled from /metrics.
 
-usage: mixed_load.py HOST PORT SECONDS CLIENTS USER_BASE_HEX USERS
+usage: mixed_load.py HOST PORT SECONDS CLIENTS USER_BASE_HEX USERS [RATE]
+Without RATE each client sends its next request as soon as the last one is answered (a
+saturating closed loop: the figures are the machine's capacity and the queueing it
+causes). With RATE (requests/s over all clients) each client follows a fixed schedule, and
+latency is measured from the request's scheduled time, so a slow answer also counts
+against the requests it delayed (no coordinated omission).
 Prints one JSON object. The API token is taken from SERIESD_TOKEN and sent as
 `Authorization: Bearer` (/metrics needs none).
 """
@@ -21,6 +26,7 @@ import uuid
 def main():
     host, port, seconds, clients, base, users = sys.argv[1:7]
     port, seconds, clients, users = int(port), float(seconds), int(clients), int(users)
+    rate = float(sys.argv[7]) if len(sys.argv) > 7 else None
     base = int(base.replace("-", ""), 16)
     now = datetime.datetime.now(datetime.timezone.utc)
     fmt = lambda t: t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -38,15 +44,23 @@ def main():
         rng = random.Random(seed)
         conn = http.client.HTTPConnection(host, port, timeout=60)
         n = 0
+        # Paced: this client's k-th request is due at begin + k * gap (clients offset).
+        gap = clients / rate if rate else 0.0
+        begin = time.perf_counter() + (seed / clients) * gap
         while time.monotonic() < stop:
+            due = begin + n * gap
             n += 1
+            if rate:
+                wait = due - time.perf_counter()
+                if wait > 0:
+                    time.sleep(wait)
             user = str(uuid.UUID(int=base + rng.randrange(users)))
             if rng.random() < 0.8:
                 series, interval, days = rng.choice(shapes)
                 end = now + datetime.timedelta(microseconds=rng.randrange(10**12))
                 params = {"user_id": user, "series": series, "interval": interval,
                           "start_time": fmt(now - datetime.timedelta(days=days)), "end_time": fmt(end)}
-                t0 = time.perf_counter()
+                t0 = due if rate else time.perf_counter()
                 conn.request("GET", "/api/timeseries/?" + urllib.parse.urlencode(params), headers=auth)
                 resp = conn.getresponse()
                 resp.read()
@@ -60,7 +74,7 @@ def main():
                 data = [{"series": "session.gut_health_score", "time": fmt(t - datetime.timedelta(seconds=10 - k)),
                          "value": {"value": rng.randrange(100) / 10}} for k in range(10)]
                 body = json.dumps({"user_id": user, "session_id": str(uuid.uuid4()), "data": data})
-                t0 = time.perf_counter()
+                t0 = due if rate else time.perf_counter()
                 conn.request("POST", "/api/sessions/", body, {"content-type": "application/json", **auth})
                 resp = conn.getresponse()
                 resp.read()
@@ -91,7 +105,7 @@ def main():
     i_lat.sort()
     pct = lambda xs, q: round(xs[min(len(xs) - 1, int(q * len(xs)))] * 1000, 2) if xs else None
     print(json.dumps({
-        "seconds": seconds, "clients": clients, "queries": len(q_lat), "ingests": len(i_lat),
+        "seconds": seconds, "clients": clients, "offered_per_s": rate, "queries": len(q_lat), "ingests": len(i_lat),
         "errors": len(errors), "query_p50_ms": pct(q_lat, 0.5), "query_p99_ms": pct(q_lat, 0.99),
         "ingest_p50_ms": pct(i_lat, 0.5), "ingest_p99_ms": pct(i_lat, 0.99),
         "max_rollup_lag_s": round(max(lags), 2) if lags else None, "lag_samples": len(lags),

@@ -53,3 +53,10 @@ CREATE TABLE rollup_values_daily (
 INSERT INTO rollup_invalidations (user_id, series_id, hour)
 SELECT DISTINCT user_id, series_id, date_trunc('hour', time) FROM points
 ON CONFLICT DO NOTHING;
+
+-- The job takes the oldest invalidations first and, among equally old ones (a bulk write,
+-- the statement above), neighbouring hours together, so that a day is recomputed once
+-- for many of its hours rather than once per hour.
+DROP INDEX rollup_invalidations_created_idx;
+CREATE INDEX rollup_invalidations_order_idx
+    ON rollup_invalidations (created_at, user_id, series_id, hour);

@@ -146,7 +146,7 @@ pub fn refresh(conn: &mut PgConnection, limit: i64) -> QueryResult<usize> {
     conn.transaction(|conn| {
         let todo: Vec<Pending> = diesel::sql_query(
             "SELECT user_id, series_id, hour FROM rollup_invalidations
-             ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED",
+             ORDER BY created_at, user_id, series_id, hour LIMIT $1 FOR UPDATE SKIP LOCKED",
         )
         .bind::<BigInt, _>(limit)
         .load(conn)?;
@@ -319,51 +319,67 @@ pub fn supports(agg: AggFunc) -> bool {
     combine(agg).is_some()
 }
 
-/// `(col >= $k AND col < $k+1) OR ...` for each span, numbering parameters from `first`.
-fn spans_sql(column: &str, spans: &[Span], first: usize) -> String {
-    let parts: Vec<String> = (0..spans.len())
-        .map(|i| {
-            let k = first + 2 * i;
-            format!("({column} >= ${k} AND {column} < ${})", k + 1)
-        })
-        .collect();
-    format!("({})", parts.join(" OR "))
-}
+/// Spans read by their own `SELECT` each; the rest of a long list share one.
+const SEPARATE_SPANS: usize = 6;
 
-/// The statement reading one plan: a `SELECT` over daily rows, hourly rows and raw points
-/// (each branch only when the plan has spans for it), and the binds, `$1` user, `$2`
-/// series, `$3`/`$4` the query's range, `$5` the zone, then the spans.
+/// The statement reading one plan: `SELECT`s over daily rows, hourly rows and raw points
+/// joined by `UNION ALL`, and their binds: `$1` user, `$2` series, `$3`/`$4` the query's
+/// range (unused), `$5` the zone, then the spans' bounds. Each span gets its own `SELECT`
+/// with its bounds as the index condition (and, on `points`, as the partition pruning
+/// bounds); past [`SEPARATE_SPANS`], the remaining spans share one `SELECT` bounded by
+/// their first start and last end.
 struct PlanQuery<'a> {
     sel: &'a Selection,
-    plan: &'a Plan,
     branches: Vec<String>,
-    next_param: usize,
+    times: Vec<DateTime<Utc>>,
 }
 
 impl<'a> PlanQuery<'a> {
-    fn new(sel: &'a Selection, plan: &'a Plan) -> Self {
+    fn new(sel: &'a Selection) -> Self {
         PlanQuery {
             sel,
-            plan,
             branches: Vec::new(),
-            next_param: 6,
+            times: Vec::new(),
         }
     }
 
-    /// Adds a branch over `table` (time column `column`) for `spans`; `select` names the
-    /// columns, `{bucket}` standing for the bucket expression.
+    /// The placeholder of a new bound time.
+    fn param(&mut self, t: DateTime<Utc>) -> String {
+        self.times.push(t);
+        format!("${}", 5 + self.times.len())
+    }
+
+    /// Adds the branches over `table` (time column `column`) for `spans`; `select` names
+    /// the columns, `{bucket}` standing for the bucket expression.
     fn branch(&mut self, spans: &[Span], table: &str, column: &str, select: &str, extra: &str) {
-        if spans.is_empty() {
-            return;
+        let select = select.replace("{bucket}", &self.sel.bucket_sql_over(column));
+        let (separate, shared) = if spans.len() > SEPARATE_SPANS {
+            spans.split_at(SEPARATE_SPANS - 1)
+        } else {
+            (spans, &[][..])
+        };
+        for (a, b) in separate {
+            let (a, b) = (self.param(*a), self.param(*b));
+            self.branches.push(format!(
+                "SELECT {select} FROM {table} WHERE user_id = $1 AND series_id = ANY($2) \
+                 AND {column} >= {a} AND {column} < {b}{extra}"
+            ));
         }
-        let bucket = self.sel.bucket_sql_over(column);
-        let filter = spans_sql(column, spans, self.next_param);
-        self.next_param += 2 * spans.len();
-        self.branches.push(format!(
-            "SELECT {} FROM {table} WHERE user_id = $1 AND series_id = ANY($2) \
-             AND {column} BETWEEN $3 AND $4 AND {filter}{extra}",
-            select.replace("{bucket}", &bucket)
-        ));
+        if let (Some(first), Some(last)) = (shared.first(), shared.last()) {
+            let (lo, hi) = (self.param(first.0), self.param(last.1));
+            let any: Vec<String> = shared
+                .iter()
+                .map(|(a, b)| {
+                    let (a, b) = (self.param(*a), self.param(*b));
+                    format!("({column} >= {a} AND {column} < {b})")
+                })
+                .collect();
+            self.branches.push(format!(
+                "SELECT {select} FROM {table} WHERE user_id = $1 AND series_id = ANY($2) \
+                 AND {column} >= {lo} AND {column} < {hi} AND ({}){extra}",
+                any.join(" OR ")
+            ));
+        }
     }
 
     fn union(&self) -> String {
@@ -378,10 +394,8 @@ impl<'a> PlanQuery<'a> {
             .bind::<Timestamptz, _>(self.sel.start)
             .bind::<Timestamptz, _>(self.sel.end)
             .bind::<Text, _>(self.sel.tz.clone());
-        for spans in [&self.plan.days, &self.plan.hours, &self.plan.raw] {
-            for (a, b) in spans.iter() {
-                q = q.bind::<Timestamptz, _>(*a).bind::<Timestamptz, _>(*b);
-            }
+        for t in &self.times {
+            q = q.bind::<Timestamptz, _>(*t);
         }
         q
     }
@@ -404,7 +418,7 @@ pub fn aggregate_numbers(
     }
     let rollup_cols = "series_id, {bucket} AS bucket, field, n, sum, min, max, first_time, first, last_time, last";
     let only_main = if fields { "" } else { " AND field = ''" };
-    let mut q = PlanQuery::new(sel, plan);
+    let mut q = PlanQuery::new(sel);
     q.branch(&plan.days, "rollup_daily", "day", rollup_cols, only_main);
     q.branch(&plan.hours, "rollup_hourly", "hour", rollup_cols, only_main);
     if fields {
@@ -445,7 +459,7 @@ pub fn count_values(
     if plan.is_empty() {
         return Ok(Vec::new());
     }
-    let mut q = PlanQuery::new(sel, plan);
+    let mut q = PlanQuery::new(sel);
     let cols = "series_id, {bucket} AS bucket, n";
     q.branch(&plan.days, "rollup_values_daily", "day", cols, "");
     q.branch(&plan.hours, "rollup_values_hourly", "hour", cols, "");
@@ -482,7 +496,7 @@ pub fn first_or_last_values(
     };
     let cols =
         format!("series_id, {{bucket}} AS bucket, {which}_time, {which}_session, {which}::text");
-    let mut q = PlanQuery::new(sel, plan);
+    let mut q = PlanQuery::new(sel);
     q.branch(&plan.days, "rollup_values_daily", "day", &cols, "");
     q.branch(&plan.hours, "rollup_values_hourly", "hour", &cols, "");
     q.branch(
