@@ -2,7 +2,7 @@
 
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Uuid as SqlUuid};
+use diesel::sql_types::{Array, Uuid as SqlUuid};
 use uuid::Uuid;
 
 /// Increases the generation of each user; call inside the writing transaction.
@@ -23,17 +23,14 @@ pub fn bump(conn: &mut PgConnection, users: &[Uuid]) -> QueryResult<()> {
     .map(|_| ())
 }
 
-#[derive(QueryableByName)]
-struct Generation {
-    #[diesel(sql_type = BigInt)]
-    generation: i64,
-}
-
-/// The user's current generation (0 before the first write).
+/// The user's current generation (0 before the first write). Built with the query DSL,
+/// so that each connection prepares it once: every query request asks it first.
 pub fn current(conn: &mut PgConnection, user: Uuid) -> QueryResult<i64> {
-    let rows: Vec<Generation> =
-        diesel::sql_query("SELECT generation FROM user_generations WHERE user_id = $1")
-            .bind::<SqlUuid, _>(user)
-            .load(conn)?;
-    Ok(rows.first().map_or(0, |g| g.generation))
+    use super::schema::user_generations::dsl;
+    let g: Option<i64> = dsl::user_generations
+        .filter(dsl::user_id.eq(user))
+        .select(dsl::generation)
+        .first(conn)
+        .optional()?;
+    Ok(g.unwrap_or(0))
 }

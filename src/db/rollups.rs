@@ -274,29 +274,23 @@ pub fn lag_seconds(conn: &mut PgConnection) -> QueryResult<f64> {
     Ok(lag.seconds.unwrap_or(0.0).max(0.0))
 }
 
-#[derive(QueryableByName)]
-struct HourRow {
-    #[diesel(sql_type = Timestamptz)]
-    hour: DateTime<Utc>,
-}
-
-/// The hours of `sel`'s user and series in `[from, to)` that await refresh.
+/// The hours of `sel`'s user and series in `[from, to)` that await refresh. Built with
+/// the query DSL, so that each connection prepares it once.
 pub fn pending_hours(
     conn: &mut PgConnection,
     sel: &Selection,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> QueryResult<Vec<DateTime<Utc>>> {
-    let rows: Vec<HourRow> = diesel::sql_query(
-        "SELECT DISTINCT hour FROM rollup_invalidations
-         WHERE user_id = $1 AND series_id = ANY($2) AND hour >= $3 AND hour < $4",
-    )
-    .bind::<SqlUuid, _>(sel.user_id)
-    .bind::<Array<Integer>, _>(sel.series_ids.clone())
-    .bind::<Timestamptz, _>(from)
-    .bind::<Timestamptz, _>(to)
-    .load(conn)?;
-    Ok(rows.into_iter().map(|r| r.hour).collect())
+    use super::schema::rollup_invalidations::dsl;
+    dsl::rollup_invalidations
+        .filter(dsl::user_id.eq(sel.user_id))
+        .filter(dsl::series_id.eq_any(sel.series_ids.clone()))
+        .filter(dsl::hour.ge(from))
+        .filter(dsl::hour.lt(to))
+        .select(dsl::hour)
+        .distinct()
+        .load(conn)
 }
 
 /// The SQL combining partial aggregates (rollup rows, or raw points as one-point rows)

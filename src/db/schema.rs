@@ -50,3 +50,19 @@ diesel::table! {
         job -> Integer,
     }
 }
+
+diesel::table! {
+    user_generations (user_id) {
+        user_id -> Uuid,
+        generation -> BigInt,
+    }
+}
+
+diesel::table! {
+    rollup_invalidations (user_id, series_id, hour) {
+        user_id -> Uuid,
+        series_id -> Integer,
+        hour -> Timestamptz,
+        created_at -> Timestamptz,
+    }
+}
