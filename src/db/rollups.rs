@@ -160,46 +160,41 @@ pub fn refresh(conn: &mut PgConnection, limit: i64) -> QueryResult<usize> {
         for table in ["rollup_invalidations", "rollup_hourly", "rollup_values_hourly"] {
             delete_keys(conn, table, "hour", &users, &series, &hours)?;
         }
+        // One scan of each hour's points feeds both the numeric and the whole-value rows.
         bind(
-            "INSERT INTO rollup_hourly
-                (user_id, series_id, field, hour, n, sum, min, max, first_time, first, last_time, last)
-             SELECT p.user_id, p.series_id, f.field, t.h, count(*), sum(f.v), min(f.v), max(f.v),
-                    min(p.time), (array_agg(f.v ORDER BY p.time, f.v))[1],
-                    max(p.time), (array_agg(f.v ORDER BY p.time DESC, f.v DESC))[1]
-             FROM unnest($1::uuid[], $2::int[], $3::timestamptz[]) AS t(u, s, h)
-             -- One index range scan per hour (OFFSET 0 keeps the planner from turning
-             -- this into a merge join over the whole table).
-             CROSS JOIN LATERAL (
-                 SELECT p.user_id, p.series_id, p.time, p.num, p.fields, p.field_values
-                 FROM points p
-                 WHERE p.user_id = t.u AND p.series_id = t.s
-                   AND p.time >= t.h AND p.time < t.h + interval '1 hour'
-                 OFFSET 0
-             ) AS p
-             CROSS JOIN LATERAL (
-                 SELECT ''::text, p.num WHERE p.num IS NOT NULL
-                 UNION ALL
-                 SELECT * FROM unnest(p.fields, p.field_values)
-             ) AS f(field, v)
-             GROUP BY p.user_id, p.series_id, f.field, t.h",
-        )
-        .execute(conn)?;
-        bind(
-            "INSERT INTO rollup_values_hourly
-                (user_id, series_id, hour, n, first_time, first_session, first, last_time, last_session, last)
-             SELECT t.u, t.s, t.h, count(*),
-                    min(p.time), (array_agg(p.session_id ORDER BY p.time, p.session_id))[1],
-                    (array_agg(p.value ORDER BY p.time, p.session_id))[1],
-                    max(p.time), (array_agg(p.session_id ORDER BY p.time DESC, p.session_id DESC))[1],
-                    (array_agg(p.value ORDER BY p.time DESC, p.session_id DESC))[1]
-             FROM unnest($1::uuid[], $2::int[], $3::timestamptz[]) AS t(u, s, h)
-             CROSS JOIN LATERAL (
-                 SELECT p.time, p.session_id, p.value FROM points p
-                 WHERE p.user_id = t.u AND p.series_id = t.s
-                   AND p.time >= t.h AND p.time < t.h + interval '1 hour'
-                 OFFSET 0
-             ) AS p
-             GROUP BY t.u, t.s, t.h",
+            "WITH p AS MATERIALIZED (
+                 SELECT t.u, t.s, t.h, p.time, p.session_id, p.num, p.fields, p.field_values, p.value
+                 FROM unnest($1::uuid[], $2::int[], $3::timestamptz[]) AS t(u, s, h)
+                 -- One index range scan per hour (OFFSET 0 keeps the planner from
+                 -- turning this into a merge join over the whole table).
+                 CROSS JOIN LATERAL (
+                     SELECT p.time, p.session_id, p.num, p.fields, p.field_values, p.value
+                     FROM points p
+                     WHERE p.user_id = t.u AND p.series_id = t.s
+                       AND p.time >= t.h AND p.time < t.h + interval '1 hour'
+                     OFFSET 0
+                 ) AS p
+             ), numbers AS (
+                 INSERT INTO rollup_hourly
+                     (user_id, series_id, field, hour, n, sum, min, max, first_time, first, last_time, last)
+                 SELECT p.u, p.s, f.field, p.h, count(*), sum(f.v), min(f.v), max(f.v),
+                        min(p.time), (array_agg(f.v ORDER BY p.time, f.v))[1],
+                        max(p.time), (array_agg(f.v ORDER BY p.time DESC, f.v DESC))[1]
+                 FROM p CROSS JOIN LATERAL (
+                     SELECT ''::text, p.num WHERE p.num IS NOT NULL
+                     UNION ALL
+                     SELECT * FROM unnest(p.fields, p.field_values)
+                 ) AS f(field, v)
+                 GROUP BY p.u, p.s, f.field, p.h
+             )
+             INSERT INTO rollup_values_hourly
+                 (user_id, series_id, hour, n, first_time, first_session, first, last_time, last_session, last)
+             SELECT u, s, h, count(*),
+                    min(time), (array_agg(session_id ORDER BY time, session_id))[1],
+                    (array_agg(value ORDER BY time, session_id))[1],
+                    max(time), (array_agg(session_id ORDER BY time DESC, session_id DESC))[1],
+                    (array_agg(value ORDER BY time DESC, session_id DESC))[1]
+             FROM p GROUP BY u, s, h",
         )
         .execute(conn)?;
         refresh_days(conn, &todo)?;
