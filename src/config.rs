@@ -262,6 +262,8 @@ pub struct Settings {
     pub maintenance_period: Duration,
     /// Period of the rollup refresh job.
     pub rollup_period: Duration,
+    /// Time the rollup job may spend per run before it waits for the next period.
+    pub rollup_budget: Duration,
     /// Whether queries may read rollups (false: always raw points).
     pub rollups: bool,
     /// Whether requests need a token.
@@ -354,6 +356,7 @@ impl Settings {
                 env.get_positive("MAINTENANCE_PERIOD_SECS", 3600)?,
             ),
             rollup_period: Duration::from_millis(env.get_positive("ROLLUP_PERIOD_MS", 1000)?),
+            rollup_budget: Duration::from_millis(env.get_positive("ROLLUP_BUDGET_MS", 250)?),
             rollups: env.get_bool("ROLLUPS", true)?,
             auth: env.get("AUTH", AuthMode::Required)?,
             auth_cache_ttl: {

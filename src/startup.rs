@@ -17,6 +17,9 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Hours the rollup job refreshes per transaction.
+const ROLLUP_BATCH: i64 = 500;
+
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Shared by every request handler.
@@ -229,6 +232,7 @@ fn spawn_background_jobs(
     );
     let mut stats = vec![("partition-premake", premake)];
     let rollups = Arc::new(JobStats::default());
+    let budget = settings.rollup_budget;
     jobs::spawn(
         pool.clone(),
         Job {
@@ -236,12 +240,16 @@ fn spawn_background_jobs(
             lock_key: 7_236_103,
             period: settings.rollup_period,
             quiet: true,
-            run: Arc::new(|conn| {
+            // Batches of ROLLUP_BATCH hours until nothing is pending or the run has used
+            // its budget: under a write burst the job takes a bounded share of the CPU
+            // (answers stay exact meanwhile: hours awaiting refresh are read raw).
+            run: Arc::new(move |conn| {
+                let started = std::time::Instant::now();
                 let mut refreshed = 0;
                 loop {
-                    let n = crate::db::rollups::refresh(conn, 2000)?;
+                    let n = crate::db::rollups::refresh(conn, ROLLUP_BATCH)?;
                     refreshed += n;
-                    if n < 2000 {
+                    if n < ROLLUP_BATCH as usize || started.elapsed() >= budget {
                         break;
                     }
                 }
