@@ -3,7 +3,7 @@
 //! load. Nothing acknowledged may be lost, nothing may be half-written, and the service
 //! must recover by itself.
 
-use crate::helpers::{client, send, settings_for, start_server};
+use crate::helpers::{client, free_port, send, settings_for, start_server};
 use diesel::prelude::*;
 use serde_json::{Value, json};
 use seriesd::config::DatabaseUrl;
@@ -13,14 +13,6 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A PostgreSQL cluster of the test's own, run as the `postgres` system user.
 struct Cluster {

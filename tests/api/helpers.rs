@@ -11,6 +11,15 @@ use seriesd::startup::Application;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The server the tests create their databases on.
+/// A TCP port nothing listens on right now (for servers and clusters a test starts).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 pub fn server_url() -> String {
     std::env::var("TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())

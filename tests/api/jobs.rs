@@ -1,6 +1,6 @@
 //! Background jobs: advisory locks across processes, retention, graceful shutdown.
 
-use crate::helpers::{TestApp, TestDb, count};
+use crate::helpers::{TestApp, TestDb, count, free_port};
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use serde_json::json;
@@ -9,14 +9,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// The real binary serving `db` on a free port.
 fn spawn_serve(db: &TestDb, extra: &[(&str, &str)]) -> (Child, u16) {
