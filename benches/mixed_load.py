@@ -60,29 +60,24 @@ def main():
                 end = now + datetime.timedelta(microseconds=rng.randrange(10**12))
                 params = {"user_id": user, "series": series, "interval": interval,
                           "start_time": fmt(now - datetime.timedelta(days=days)), "end_time": fmt(end)}
-                t0 = due if rate else time.perf_counter()
-                conn.request("GET", "/api/timeseries/?" + urllib.parse.urlencode(params), headers=auth)
-                resp = conn.getresponse()
-                resp.read()
-                dt = time.perf_counter() - t0
-                with lock:
-                    q_lat.append(dt)
-                    if resp.status != 200:
-                        errors.append(("query", resp.status))
+                request = ("GET", "/api/timeseries/?" + urllib.parse.urlencode(params), None, auth)
+                kind, latencies, expect = "query", q_lat, 200
             else:
                 t = datetime.datetime.now(datetime.timezone.utc)
                 data = [{"series": "session.gut_health_score", "time": fmt(t - datetime.timedelta(seconds=10 - k)),
                          "value": {"value": rng.randrange(100) / 10}} for k in range(10)]
                 body = json.dumps({"user_id": user, "session_id": str(uuid.uuid4()), "data": data})
-                t0 = due if rate else time.perf_counter()
-                conn.request("POST", "/api/sessions/", body, {"content-type": "application/json", **auth})
-                resp = conn.getresponse()
-                resp.read()
-                dt = time.perf_counter() - t0
-                with lock:
-                    i_lat.append(dt)
-                    if resp.status != 201:
-                        errors.append(("ingest", resp.status))
+                request = ("POST", "/api/sessions/", body, {"content-type": "application/json", **auth})
+                kind, latencies, expect = "ingest", i_lat, 201
+            t0 = due if rate else time.perf_counter()
+            conn.request(*request)
+            resp = conn.getresponse()
+            resp.read()
+            dt = time.perf_counter() - t0
+            with lock:
+                latencies.append(dt)
+                if resp.status != expect:
+                    errors.append((kind, resp.status))
 
     def sampler():
         conn = http.client.HTTPConnection(host, port, timeout=60)

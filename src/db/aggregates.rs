@@ -29,17 +29,18 @@ pub struct Selection {
 impl Selection {
     /// The bucket expression over `{p}time`; the zone is bound as `$5`.
     fn bucket_sql(&self, p: &str) -> String {
-        self.bucket_sql_over(&format!("{p}time"))
+        self.bucket_sql_over(&format!("{p}time"), "$5")
     }
 
-    /// The bucket expression over a timestamp column; the zone is bound as `$5`.
-    pub fn bucket_sql_over(&self, column: &str) -> String {
+    /// The bucket expression over a timestamp column; the zone is the parameter
+    /// `tz_param` (calendar buckets only).
+    pub fn bucket_sql_over(&self, column: &str, tz_param: &str) -> String {
         match self.interval {
             Interval::Fixed(w) => format!(
                 "date_bin('{w} seconds'::interval, {column}, '2000-01-03T00:00:00Z'::timestamptz)"
             ),
             Interval::Calendar(unit) => {
-                format!("date_trunc('{}', {column}, $5)", unit.sql_field())
+                format!("date_trunc('{}', {column}, {tz_param})", unit.sql_field())
             }
         }
     }

@@ -269,18 +269,19 @@ pub fn lag_seconds(conn: &mut PgConnection) -> QueryResult<f64> {
     Ok(lag.seconds.unwrap_or(0.0).max(0.0))
 }
 
-/// The hours of `sel`'s user and series in `[from, to)` that await refresh. Built with
-/// the query DSL, so that each connection prepares it once.
+/// The hours of `user`'s `series` in `[from, to)` that await refresh. Built with the
+/// query DSL, so that each connection prepares it once.
 pub fn pending_hours(
     conn: &mut PgConnection,
-    sel: &Selection,
+    user: Uuid,
+    series: &[i32],
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> QueryResult<Vec<DateTime<Utc>>> {
     use super::schema::rollup_invalidations::dsl;
     dsl::rollup_invalidations
-        .filter(dsl::user_id.eq(sel.user_id))
-        .filter(dsl::series_id.eq_any(sel.series_ids.clone()))
+        .filter(dsl::user_id.eq(user))
+        .filter(dsl::series_id.eq_any(series))
         .filter(dsl::hour.ge(from))
         .filter(dsl::hour.lt(to))
         .select(dsl::hour)
@@ -312,11 +313,10 @@ pub fn supports(agg: AggFunc) -> bool {
 const SEPARATE_SPANS: usize = 6;
 
 /// The statement reading one plan: `SELECT`s over daily rows, hourly rows and raw points
-/// joined by `UNION ALL`, and their binds: `$1` user, `$2` series, `$3`/`$4` the query's
-/// range (unused), `$5` the zone, then the spans' bounds. Each span gets its own `SELECT`
-/// with its bounds as the index condition (and, on `points`, as the partition pruning
-/// bounds); past [`SEPARATE_SPANS`], the remaining spans share one `SELECT` bounded by
-/// their first start and last end.
+/// joined by `UNION ALL`, and their binds: `$1` user, `$2` series, `$3` the zone, then the
+/// spans' bounds. Each span gets its own `SELECT` with its bounds as the index condition
+/// (and, on `points`, as the partition pruning bounds); past [`SEPARATE_SPANS`], the
+/// remaining spans share one `SELECT` bounded by their first start and last end.
 struct PlanQuery<'a> {
     sel: &'a Selection,
     branches: Vec<String>,
@@ -335,13 +335,13 @@ impl<'a> PlanQuery<'a> {
     /// The placeholder of a new bound time.
     fn param(&mut self, t: DateTime<Utc>) -> String {
         self.times.push(t);
-        format!("${}", 5 + self.times.len())
+        format!("${}", 3 + self.times.len())
     }
 
     /// Adds the branches over `table` (time column `column`) for `spans`; `select` names
     /// the columns, `{bucket}` standing for the bucket expression.
     fn branch(&mut self, spans: &[Span], table: &str, column: &str, select: &str, extra: &str) {
-        let select = select.replace("{bucket}", &self.sel.bucket_sql_over(column));
+        let select = select.replace("{bucket}", &self.sel.bucket_sql_over(column, "$3"));
         let (separate, shared) = if spans.len() > SEPARATE_SPANS {
             spans.split_at(SEPARATE_SPANS - 1)
         } else {
@@ -380,8 +380,6 @@ impl<'a> PlanQuery<'a> {
             .into_boxed::<Pg>()
             .bind::<SqlUuid, _>(self.sel.user_id)
             .bind::<Array<Integer>, _>(self.sel.series_ids.clone())
-            .bind::<Timestamptz, _>(self.sel.start)
-            .bind::<Timestamptz, _>(self.sel.end)
             .bind::<Text, _>(self.sel.tz.clone());
         for t in &self.times {
             q = q.bind::<Timestamptz, _>(*t);

@@ -306,7 +306,7 @@ pub fn run(
         }
         for (b, v) in buckets.into_iter().zip(values) {
             results.push(ResultRow {
-                bucket: format_bucket(b, q.tz, q.interval),
+                bucket: format_bucket(b, q.tz),
                 series: t.row.series.clone(),
                 value: cell_json(v, agg),
             });
@@ -428,21 +428,8 @@ fn pending_hours(
     q: &TimeseriesQuery,
     series_ids: &[i32],
 ) -> Result<BTreeSet<DateTime<Utc>>, ApiError> {
-    let sel = Selection {
-        user_id: q.user_id,
-        session_id: None,
-        series_ids: series_ids.to_vec(),
-        start: q.start,
-        end: q.end,
-        interval: q.interval,
-        tz: String::new(),
-    };
-    let hours = rollups::pending_hours(
-        conn,
-        &sel,
-        hour_of(q.start),
-        q.end + TimeDelta::microseconds(1),
-    )?;
+    let end = q.end + TimeDelta::microseconds(1);
+    let hours = rollups::pending_hours(conn, q.user_id, series_ids, hour_of(q.start), end)?;
     Ok(hours.into_iter().collect())
 }
 
@@ -467,8 +454,7 @@ pub fn bucket_range(
 }
 
 /// RFC 3339 bucket start: UTC `Z`, or the zone's offset when a zone was asked for.
-fn format_bucket(b: DateTime<Utc>, tz: Tz, interval: Interval) -> String {
-    let _ = interval;
+fn format_bucket(b: DateTime<Utc>, tz: Tz) -> String {
     if tz == Tz::UTC {
         format_utc(b)
     } else {
