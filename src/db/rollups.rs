@@ -1,11 +1,11 @@
 //! Rollups: the invalidation log ingest writes, the refresh the rollup job runs (hourly
-//! rows from raw points, daily rows from hourly ones, for numbers and for whole values),
-//! and the one statement per query that combines daily rollups, hourly rollups and raw
-//! points along a [`Plan`].
+//! rows from raw points, daily rows from hourly ones, monthly rows from daily ones, for
+//! numbers and for whole values), and the one statement per query that combines monthly,
+//! daily and hourly rollups and raw points along a [`Plan`].
 
 use super::aggregates::{FieldRow, JsonRow, NumRow, Selection};
 use crate::domain::query::AggFunc;
-use crate::domain::rollup_plan::{Plan, Span};
+use crate::domain::rollup_plan::{Plan, Span, day_of, month_of, next_month};
 use chrono::{DateTime, Utc};
 use diesel::pg::{Pg, PgConnection};
 use diesel::prelude::*;
@@ -46,7 +46,8 @@ pub fn invalidate_session(
 
 /// Forgets every rollup of a series (its points were deleted).
 pub fn forget_series(conn: &mut PgConnection, series_id: i32) -> QueryResult<()> {
-    for table in ROLLUP_TABLES.iter().chain(&["rollup_invalidations"]) {
+    let tables = rollup_tables().map(|(t, _)| t);
+    for table in tables.chain(["rollup_invalidations"]) {
         diesel::sql_query(format!("DELETE FROM {table} WHERE series_id = $1"))
             .bind::<Integer, _>(series_id)
             .execute(conn)?;
@@ -54,40 +55,89 @@ pub fn forget_series(conn: &mut PgConnection, series_id: i32) -> QueryResult<()>
     Ok(())
 }
 
-/// Every rollup table, with its time column.
-const ROLLUP_TABLES: [&str; 4] = [
-    "rollup_hourly",
-    "rollup_daily",
-    "rollup_values_hourly",
-    "rollup_values_daily",
-];
-
-fn time_column(table: &str) -> &'static str {
-    if table.ends_with("daily") {
-        "day"
-    } else {
-        "hour"
-    }
+/// One level of rollups: its tables (numbers, whole values), their time column and the
+/// width of a row.
+struct Level {
+    numbers: &'static str,
+    values: &'static str,
+    column: &'static str,
+    width: &'static str,
 }
 
-/// Forgets rollups of hours before `cutoff` (retention dropped their points).
+const HOURLY: Level = Level {
+    numbers: "rollup_hourly",
+    values: "rollup_values_hourly",
+    column: "hour",
+    width: "1 hour",
+};
+const DAILY: Level = Level {
+    numbers: "rollup_daily",
+    values: "rollup_values_daily",
+    column: "day",
+    width: "1 day",
+};
+const MONTHLY: Level = Level {
+    numbers: "rollup_monthly",
+    values: "rollup_values_monthly",
+    column: "month",
+    width: "1 month",
+};
+const LEVELS: [Level; 3] = [HOURLY, DAILY, MONTHLY];
+
+/// Every rollup table with its time column.
+fn rollup_tables() -> impl Iterator<Item = (&'static str, &'static str)> {
+    LEVELS
+        .iter()
+        .flat_map(|l| [(l.numbers, l.column), (l.values, l.column)])
+}
+
 /// Forgets rollups of the hours in `[from, to)` (retention drops their points; call it in
 /// the dropping transaction, before the drop). The invalidations go first: deleting them
 /// waits for a refresh that holds some of them, so no rollup it writes survives. `from`
-/// and `to` are week starts (UTC midnights), so no daily rollup straddles them.
+/// and `to` are UTC midnights, so no daily rollup straddles them; a month that straddles
+/// one loses its row and gets an invalidation (its first hour), so the rollup job
+/// recomputes it from the days that remain and queries read it by the day meanwhile.
 pub fn forget_range(
     conn: &mut PgConnection,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> QueryResult<()> {
-    for table in ["rollup_invalidations"].iter().chain(&ROLLUP_TABLES) {
+    let tables = rollup_tables().map(|(table, column)| {
+        // A month is forgotten when any part of it is.
+        let from = if column == "month" {
+            month_of(from)
+        } else {
+            from
+        };
+        (table, column, from)
+    });
+    for (table, column, from) in [("rollup_invalidations", "hour", from)]
+        .into_iter()
+        .chain(tables)
+    {
         diesel::sql_query(format!(
-            "DELETE FROM {table} WHERE {column} >= $1 AND {column} < $2",
-            column = time_column(table)
+            "DELETE FROM {table} WHERE {column} >= $1 AND {column} < $2"
         ))
         .bind::<Timestamptz, _>(from)
         .bind::<Timestamptz, _>(to)
         .execute(conn)?;
+    }
+    for edge in [from, to] {
+        let month = month_of(edge);
+        if month == edge || edge == DateTime::<Utc>::MIN_UTC {
+            continue;
+        }
+        for table in [DAILY.numbers, DAILY.values] {
+            diesel::sql_query(format!(
+                "INSERT INTO rollup_invalidations (user_id, series_id, hour)
+                 SELECT DISTINCT user_id, series_id, $1::timestamptz FROM {table}
+                 WHERE day >= $1 AND day < $2
+                 ON CONFLICT DO NOTHING"
+            ))
+            .bind::<Timestamptz, _>(month)
+            .bind::<Timestamptz, _>(next_month(month))
+            .execute(conn)?;
+        }
     }
     Ok(())
 }
@@ -157,7 +207,7 @@ pub fn refresh(conn: &mut PgConnection, limit: i64) -> QueryResult<usize> {
         let series: Vec<i32> = todo.iter().map(|p| p.series_id).collect();
         let hours: Vec<DateTime<Utc>> = todo.iter().map(|p| p.hour).collect();
         let bind = |sql: &str| keyed(sql, &users, &series, &hours);
-        for table in ["rollup_invalidations", "rollup_hourly", "rollup_values_hourly"] {
+        for table in ["rollup_invalidations", HOURLY.numbers, HOURLY.values] {
             delete_keys(conn, table, "hour", &users, &series, &hours)?;
         }
         // One scan of each hour's points feeds both the numeric and the whole-value rows.
@@ -197,70 +247,81 @@ pub fn refresh(conn: &mut PgConnection, limit: i64) -> QueryResult<usize> {
              FROM p GROUP BY u, s, h",
         )
         .execute(conn)?;
-        refresh_days(conn, &todo)?;
+        let keys = |of: fn(DateTime<Utc>) -> DateTime<Utc>| {
+            let mut keys: Vec<(Uuid, i32, DateTime<Utc>)> = todo
+                .iter()
+                .map(|p| (p.user_id, p.series_id, of(p.hour)))
+                .collect();
+            keys.sort();
+            keys.dedup();
+            keys
+        };
+        roll_up(conn, &HOURLY, &DAILY, &keys(day_of))?;
+        roll_up(conn, &DAILY, &MONTHLY, &keys(month_of))?;
         Ok(todo.len())
     })
 }
 
-/// Recomputes the daily rows of the UTC days holding the refreshed hours, from the hourly
-/// rows (a day whose other hours still await refresh is recomputed again when they are;
-/// meanwhile queries read it by the hour).
-fn refresh_days(conn: &mut PgConnection, hours: &[Pending]) -> QueryResult<()> {
-    let mut days: Vec<(Uuid, i32, DateTime<Utc>)> = hours
-        .iter()
-        .map(|p| {
-            (
-                p.user_id,
-                p.series_id,
-                crate::domain::rollup_plan::day_of(p.hour),
-            )
-        })
-        .collect();
-    days.sort();
-    days.dedup();
-    let users: Vec<Uuid> = days.iter().map(|d| d.0).collect();
-    let series: Vec<i32> = days.iter().map(|d| d.1).collect();
-    let starts: Vec<DateTime<Utc>> = days.iter().map(|d| d.2).collect();
-    let bind = |sql: &str| keyed(sql, &users, &series, &starts);
-    for table in ["rollup_daily", "rollup_values_daily"] {
-        delete_keys(conn, table, "day", &users, &series, &starts)?;
+/// Recomputes the `coarse` rows of the given keys (user, series, start of a coarse row)
+/// from the `fine` rows inside them: the daily rows of the days holding refreshed hours,
+/// then the monthly rows of their months. A row whose other hours still await refresh is
+/// recomputed again when they are; meanwhile queries read it by the finer level.
+fn roll_up(
+    conn: &mut PgConnection,
+    fine: &Level,
+    coarse: &Level,
+    keys: &[(Uuid, i32, DateTime<Utc>)],
+) -> QueryResult<()> {
+    let users: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+    let series: Vec<i32> = keys.iter().map(|k| k.1).collect();
+    let starts: Vec<DateTime<Utc>> = keys.iter().map(|k| k.2).collect();
+    for table in [coarse.numbers, coarse.values] {
+        delete_keys(conn, table, coarse.column, &users, &series, &starts)?;
     }
-    bind(
-        "INSERT INTO rollup_daily
-            (user_id, series_id, field, day, n, sum, min, max, first_time, first, last_time, last)
-         SELECT t.u, t.s, r.field, t.d, sum(r.n), sum(r.sum), min(r.min), max(r.max),
+    // One index range scan per key (OFFSET 0: without it the planner hashes the keys and
+    // scans the whole finer table on every run).
+    let fine_rows = |table: &str| {
+        format!(
+            "FROM unnest($1::uuid[], $2::int[], $3::timestamptz[]) AS t(u, s, k)
+             CROSS JOIN LATERAL (
+                 SELECT * FROM {table} r
+                 WHERE r.user_id = t.u AND r.series_id = t.s
+                   AND r.{col} >= t.k AND r.{col} < t.k + interval '{width}'
+                 OFFSET 0
+             ) AS r",
+            col = fine.column,
+            width = coarse.width,
+        )
+    };
+    let numbers = format!(
+        "INSERT INTO {table}
+            (user_id, series_id, field, {col}, n, sum, min, max, first_time, first, last_time, last)
+         SELECT t.u, t.s, r.field, t.k, sum(r.n), sum(r.sum), min(r.min), max(r.max),
                 min(r.first_time), (array_agg(r.first ORDER BY r.first_time, r.first))[1],
                 max(r.last_time), (array_agg(r.last ORDER BY r.last_time DESC, r.last DESC))[1]
-         FROM unnest($1::uuid[], $2::int[], $3::timestamptz[]) AS t(u, s, d)
-         -- One index range scan per day (OFFSET 0: without it the planner hashes the
-         -- keys and scans the whole hourly table on every run).
-         CROSS JOIN LATERAL (
-             SELECT * FROM rollup_hourly r
-             WHERE r.user_id = t.u AND r.series_id = t.s
-               AND r.hour >= t.d AND r.hour < t.d + interval '24 hours'
-             OFFSET 0
-         ) AS r
-         GROUP BY t.u, t.s, r.field, t.d",
-    )
-    .execute(conn)?;
-    bind(
-        "INSERT INTO rollup_values_daily
-            (user_id, series_id, day, n, first_time, first_session, first, last_time, last_session, last)
-         SELECT t.u, t.s, t.d, sum(r.n),
+         {rows}
+         GROUP BY t.u, t.s, r.field, t.k",
+        table = coarse.numbers,
+        col = coarse.column,
+        rows = fine_rows(fine.numbers),
+    );
+    let values = format!(
+        "INSERT INTO {table}
+            (user_id, series_id, {col}, n, first_time, first_session, first, last_time, last_session, last)
+         SELECT t.u, t.s, t.k, sum(r.n),
                 min(r.first_time), (array_agg(r.first_session ORDER BY r.first_time, r.first_session))[1],
                 (array_agg(r.first ORDER BY r.first_time, r.first_session))[1],
                 max(r.last_time), (array_agg(r.last_session ORDER BY r.last_time DESC, r.last_session DESC))[1],
                 (array_agg(r.last ORDER BY r.last_time DESC, r.last_session DESC))[1]
-         FROM unnest($1::uuid[], $2::int[], $3::timestamptz[]) AS t(u, s, d)
-         CROSS JOIN LATERAL (
-             SELECT * FROM rollup_values_hourly r
-             WHERE r.user_id = t.u AND r.series_id = t.s
-               AND r.hour >= t.d AND r.hour < t.d + interval '24 hours'
-             OFFSET 0
-         ) AS r
-         GROUP BY t.u, t.s, t.d",
-    )
-    .execute(conn)?;
+         {rows}
+         GROUP BY t.u, t.s, t.k",
+        table = coarse.values,
+        col = coarse.column,
+        rows = fine_rows(fine.values),
+    );
+    for sql in [numbers, values] {
+        keyed(&sql, &users, &series, &starts).execute(conn)?;
+    }
     Ok(())
 }
 
@@ -381,6 +442,24 @@ impl<'a> PlanQuery<'a> {
         }
     }
 
+    /// Adds the branches over the rollup rows of `plan`: months, days and hours from the
+    /// table `table` picks of each level.
+    fn rollups(
+        &mut self,
+        plan: &Plan,
+        table: fn(&Level) -> &'static str,
+        select: &str,
+        extra: &str,
+    ) {
+        for (spans, level) in [
+            (&plan.months, &MONTHLY),
+            (&plan.days, &DAILY),
+            (&plan.hours, &HOURLY),
+        ] {
+            self.branch(spans, table(level), level.column, select, extra);
+        }
+    }
+
     fn union(&self) -> String {
         self.branches.join("\n UNION ALL\n ")
     }
@@ -416,8 +495,7 @@ pub fn aggregate_numbers(
     let rollup_cols = "series_id, {bucket} AS bucket, field, n, sum, min, max, first_time, first, last_time, last";
     let only_main = if fields { "" } else { " AND field = ''" };
     let mut q = PlanQuery::new(sel);
-    q.branch(&plan.days, "rollup_daily", "day", rollup_cols, only_main);
-    q.branch(&plan.hours, "rollup_hourly", "hour", rollup_cols, only_main);
+    q.rollups(plan, |l| l.numbers, rollup_cols, only_main);
     if fields {
         q.branch(
             &plan.raw,
@@ -458,8 +536,7 @@ pub fn count_values(
     }
     let mut q = PlanQuery::new(sel);
     let cols = "series_id, {bucket} AS bucket, n";
-    q.branch(&plan.days, "rollup_values_daily", "day", cols, "");
-    q.branch(&plan.hours, "rollup_values_hourly", "hour", cols, "");
+    q.rollups(plan, |l| l.values, cols, "");
     q.branch(
         &plan.raw,
         "points",
@@ -494,8 +571,7 @@ pub fn first_or_last_values(
     let cols =
         format!("series_id, {{bucket}} AS bucket, {which}_time, {which}_session, {which}::text");
     let mut q = PlanQuery::new(sel);
-    q.branch(&plan.days, "rollup_values_daily", "day", &cols, "");
-    q.branch(&plan.hours, "rollup_values_hourly", "hour", &cols, "");
+    q.rollups(plan, |l| l.values, &cols, "");
     q.branch(
         &plan.raw,
         "points",

@@ -1,15 +1,16 @@
-//! Which parts of a query's range are read from daily rollups, hourly rollups and raw
-//! points.
+//! Which parts of a query's range are read from monthly, daily and hourly rollups and
+//! raw points.
 //!
 //! Every aggregate the rollups keep (count, sum, min, max, first, last) is decomposable:
 //! a bucket's answer can be combined from disjoint pieces. So each bucket of the query is
-//! cut into the largest pieces that are whole and fresh: whole UTC days inside the bucket
-//! whose hours are all refreshed, then whole refreshed hours, then raw points for the rest
+//! cut into the largest pieces that are whole and fresh: whole UTC months inside the
+//! bucket whose hours are all refreshed, then such whole UTC days, then whole refreshed
+//! hours, then raw points for the rest
 //! (the partial hours at the range's edges and the hours awaiting refresh). A rollup row
 //! is only ever used for a bucket that contains it entirely.
 
 use super::interval::Interval;
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Datelike, Months, NaiveTime, TimeDelta, Utc};
 use chrono_tz::Tz;
 use std::collections::BTreeSet;
 
@@ -19,6 +20,8 @@ pub type Span = (DateTime<Utc>, DateTime<Utc>);
 /// Half-open spans, ascending and disjoint, by where they are read from.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Plan {
+    /// Whole UTC months read from monthly rollups.
+    pub months: Vec<Span>,
     /// Whole UTC days read from daily rollups.
     pub days: Vec<Span>,
     /// Whole hours read from hourly rollups.
@@ -51,6 +54,19 @@ pub fn hour_of(t: DateTime<Utc>) -> DateTime<Utc> {
 /// The UTC day holding `t`.
 pub fn day_of(t: DateTime<Utc>) -> DateTime<Utc> {
     floor_to(t, DAY_MICROS)
+}
+
+/// The UTC month holding `t`.
+pub fn month_of(t: DateTime<Utc>) -> DateTime<Utc> {
+    let first = t.date_naive().with_day(1).unwrap_or(t.date_naive());
+    first.and_time(NaiveTime::MIN).and_utc()
+}
+
+/// The UTC month after the one holding `t` (`DateTime::MAX_UTC` past the last one).
+pub fn next_month(t: DateTime<Utc>) -> DateTime<Utc> {
+    month_of(t)
+        .checked_add_months(Months::new(1))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 /// Appends a span, merging it with the previous one when they touch.
@@ -100,12 +116,37 @@ impl Plan {
         let (d0, d1) = (ceil_to(h0, DAY_MICROS), floor_to(h1, DAY_MICROS));
         if d0 < d1 {
             self.hours(h0, d0, dirty);
-            self.days(d0, d1, dirty);
+            let m0 = if month_of(d0) == d0 {
+                d0
+            } else {
+                next_month(d0)
+            };
+            let m1 = month_of(d1);
+            if m0 < m1 {
+                self.days(d0, m0, dirty);
+                self.months(m0, m1, dirty);
+                self.days(m1, d1, dirty);
+            } else {
+                self.days(d0, d1, dirty);
+            }
             self.hours(d1, h1, dirty);
         } else {
             self.hours(h0, h1, dirty);
         }
         push(&mut self.raw, h1, e);
+    }
+
+    /// Whole months `[a, b)`: a month with an hour awaiting refresh is read by the day.
+    fn months(&mut self, a: DateTime<Utc>, b: DateTime<Utc>, dirty: &BTreeSet<DateTime<Utc>>) {
+        let stale: BTreeSet<DateTime<Utc>> = dirty.range(a..b).map(|h| month_of(*h)).collect();
+        let mut cursor = a;
+        for month in stale {
+            push(&mut self.months, cursor, month);
+            let after = next_month(month);
+            self.days(month, after, dirty);
+            cursor = after;
+        }
+        push(&mut self.months, cursor, b);
     }
 
     /// Whole days `[a, b)`: a day with an hour awaiting refresh is read by the hour.
@@ -138,7 +179,7 @@ impl Plan {
 
     /// How many spans the plan holds.
     pub fn len(&self) -> usize {
-        self.days.len() + self.hours.len() + self.raw.len()
+        self.months.len() + self.days.len() + self.hours.len() + self.raw.len()
     }
 
     /// Whether the plan reads nothing.
@@ -148,7 +189,7 @@ impl Plan {
 
     /// Whether any part is read from rollups.
     pub fn uses_rollups(&self) -> bool {
-        !self.days.is_empty() || !self.hours.is_empty()
+        !self.months.is_empty() || !self.days.is_empty() || !self.hours.is_empty()
     }
 }
 
@@ -165,8 +206,9 @@ mod tests {
     /// The one range the plan's spans cover, checking they neither overlap nor leave gaps.
     fn covered(plan: &Plan) -> Span {
         let mut all: Vec<Span> = plan
-            .days
+            .months
             .iter()
+            .chain(&plan.days)
             .chain(&plan.hours)
             .chain(&plan.raw)
             .copied()
@@ -225,6 +267,81 @@ mod tests {
         let two = Interval::parse("2d").unwrap();
         let plan = Plan::new(two, Tz::UTC, t(1, 0, 0), t(9, 0, 0), &BTreeSet::new());
         assert_eq!(plan.days, vec![(t(1, 0, 0), t(9, 0, 0))]);
+    }
+
+    fn ymdh(y: i32, mo: u32, d: u32, h: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(y, mo, d, h, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn whole_months_are_read_by_the_month() {
+        let month = Interval::parse("month").unwrap();
+        let s = ymdh(2024, 1, 15, 10) + TimeDelta::minutes(30);
+        let e = ymdh(2024, 6, 10, 5) + TimeDelta::minutes(15);
+        let plan = Plan::new(month, Tz::UTC, s, e, &BTreeSet::new());
+        assert_eq!(
+            plan.months,
+            vec![(ymdh(2024, 2, 1, 0), ymdh(2024, 6, 1, 0))]
+        );
+        assert_eq!(
+            plan.days,
+            vec![
+                (ymdh(2024, 1, 16, 0), ymdh(2024, 2, 1, 0)),
+                (ymdh(2024, 6, 1, 0), ymdh(2024, 6, 10, 0))
+            ]
+        );
+        assert_eq!(covered(&plan), (s, e));
+        // An hour awaiting refresh in April: April is read by the day, that day by the
+        // hour, that hour raw.
+        let dirty: BTreeSet<_> = [ymdh(2024, 4, 7, 3)].into();
+        let plan = Plan::new(month, Tz::UTC, s, e, &dirty);
+        assert_eq!(
+            plan.months,
+            vec![
+                (ymdh(2024, 2, 1, 0), ymdh(2024, 4, 1, 0)),
+                (ymdh(2024, 5, 1, 0), ymdh(2024, 6, 1, 0))
+            ]
+        );
+        assert!(
+            plan.days
+                .contains(&(ymdh(2024, 4, 1, 0), ymdh(2024, 4, 7, 0)))
+        );
+        assert!(
+            plan.days
+                .contains(&(ymdh(2024, 4, 8, 0), ymdh(2024, 5, 1, 0)))
+        );
+        assert!(
+            plan.raw
+                .contains(&(ymdh(2024, 4, 7, 3), ymdh(2024, 4, 7, 4)))
+        );
+        assert_eq!(covered(&plan), (s, e));
+    }
+
+    #[test]
+    fn months_inside_zoned_or_short_buckets() {
+        // A New York year starts at 05:00Z: February to December (UTC) lie inside it.
+        let ny: Tz = "America/New_York".parse().unwrap();
+        let year = Interval::parse("year").unwrap();
+        let (s, e) = (ymdh(2024, 1, 1, 5), ymdh(2025, 1, 1, 5));
+        let plan = Plan::new(year, ny, s, e, &BTreeSet::new());
+        assert_eq!(
+            plan.months,
+            vec![(ymdh(2024, 2, 1, 0), ymdh(2025, 1, 1, 0))]
+        );
+        assert_eq!(plan.days, vec![(ymdh(2024, 1, 2, 0), ymdh(2024, 2, 1, 0))]);
+        assert_eq!(covered(&plan), (s, e));
+        // Weeks never hold a whole month.
+        let week = Interval::parse("week").unwrap();
+        let plan = Plan::new(week, Tz::UTC, s, e, &BTreeSet::new());
+        assert!(plan.months.is_empty());
+        assert_eq!(covered(&plan), (s, e));
+    }
+
+    #[test]
+    fn month_arithmetic() {
+        assert_eq!(month_of(ymdh(2024, 2, 29, 23)), ymdh(2024, 2, 1, 0));
+        assert_eq!(next_month(ymdh(2024, 12, 31, 23)), ymdh(2025, 1, 1, 0));
+        assert_eq!(next_month(ymdh(2024, 1, 1, 0)), ymdh(2024, 2, 1, 0));
     }
 
     #[test]

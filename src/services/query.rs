@@ -141,9 +141,9 @@ pub struct QueryMetadata {
     pub fill: &'static str,
     /// The moving-average window, in buckets; `null` for none.
     pub smooth: Option<usize>,
-    /// Where the answer came from: `raw` points, `rollup` (daily and hourly rollups only)
-    /// or `rollup+raw` (rollups for whole refreshed days and hours, raw points for the
-    /// partial hours at the edges and the hours awaiting refresh).
+    /// Where the answer came from: `raw` points, `rollup` (monthly, daily and hourly
+    /// rollups only) or `rollup+raw` (rollups for whole refreshed months, days and hours,
+    /// raw points for the partial hours at the edges and the hours awaiting refresh).
     #[schema(example = "raw")]
     pub source: &'static str,
 }

@@ -1,5 +1,6 @@
-//! Rollups (daily, hourly, values): the rollup path answers exactly what raw points answer, whatever was
-//! written, rewritten or deleted and whatever has been refreshed so far.
+//! Rollups (hourly, daily, monthly; numbers and whole values): the rollup path answers
+//! exactly what raw points answer, whatever was written, rewritten, deleted or dropped by
+//! retention and whatever has been refreshed so far.
 
 use crate::helpers::TestApp;
 use chrono::{TimeDelta, TimeZone, Utc};
@@ -8,7 +9,8 @@ use serde_json::{Value, json};
 use seriesd::db::rollups;
 use seriesd::domain::interval::Interval;
 use seriesd::domain::query::{AggFunc, Fill, SeriesPatterns};
-use seriesd::services::catalogue::Catalogue;
+use seriesd::domain::rollup_plan::Plan;
+use seriesd::services::catalogue::{Catalogue, Snapshot};
 use seriesd::services::query::{self, TimeseriesQuery};
 use uuid::Uuid;
 
@@ -41,6 +43,36 @@ fn close(a: &Value, b: &Value) -> bool {
     }
 }
 
+/// Asks `q` along the rollup path and the raw path, asserts the answers are the same, and
+/// returns the rollup path's `source`.
+fn assert_same_answers(
+    conn: &mut diesel::PgConnection,
+    snapshot: &Snapshot,
+    q: &TimeseriesQuery,
+) -> String {
+    let mut q = q.clone();
+    q.rollups = true;
+    let with = query::run(conn, snapshot, &q).unwrap();
+    q.rollups = false;
+    let without = query::run(conn, snapshot, &q).unwrap();
+    assert_eq!(without.metadata.source, "raw");
+    let a = serde_json::to_value(&with.results).unwrap();
+    let b = serde_json::to_value(&without.results).unwrap();
+    let (a, b) = (a.as_array().unwrap(), b.as_array().unwrap());
+    assert_eq!(a.len(), b.len(), "{q:?}\nrollup: {a:?}\nraw: {b:?}");
+    for (x, y) in a.iter().zip(b) {
+        assert_eq!(x["bucket"], y["bucket"], "{q:?}");
+        assert_eq!(x["series"], y["series"], "{q:?}");
+        assert!(
+            close(&x["value"], &y["value"]),
+            "{q:?}: {} vs {}",
+            x["value"],
+            y["value"]
+        );
+    }
+    with.metadata.source.to_string()
+}
+
 #[actix_web::test]
 async fn the_rollup_path_answers_exactly_what_raw_points_answer() {
     // The service's own job stays out of the way: this test refreshes by hand.
@@ -48,7 +80,8 @@ async fn the_rollup_path_answers_exactly_what_raw_points_answer() {
     let mut conn = app.conn();
     let users = [Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4()];
     let origin = Utc.with_ymd_and_hms(2024, 3, 1, 0, 0, 0).unwrap();
-    let span_secs = 40 * 86_400;
+    // Four months, so that whole months fall inside month and quarter buckets.
+    let span_secs = 120 * 86_400;
     let mut rng = Rng(20_261_124);
     let mut sessions: Vec<(Uuid, Uuid, Value)> = Vec::new();
     // Times already used: reused now and then, so that points of different sessions share
@@ -59,7 +92,7 @@ async fn the_rollup_path_answers_exactly_what_raw_points_answer() {
         "America/New_York".parse().unwrap(),
         "Asia/Kolkata".parse().unwrap(),
     ];
-    let intervals = ["hour", "3h", "day", "week", "month", "5d", "30m"];
+    let intervals = ["hour", "3h", "day", "week", "month", "5d", "30m", "quarter"];
     let aggs = [
         AggFunc::Avg,
         AggFunc::Min,
@@ -72,9 +105,10 @@ async fn the_rollup_path_answers_exactly_what_raw_points_answer() {
     ];
     let mut compared = 0;
     let mut rollup_answers = 0;
+    let mut month_plans = 0;
     for round in 0..4 {
         // New sessions, some late (far in the past of the span), some with duplicate times.
-        for _ in 0..12 {
+        for _ in 0..16 {
             let user = users[rng.below(3) as usize];
             let session = Uuid::new_v4();
             let base = origin + TimeDelta::seconds(rng.below(span_secs) as i64);
@@ -128,17 +162,24 @@ async fn the_rollup_path_answers_exactly_what_raw_points_answer() {
 
         let snapshot = Catalogue::new().reload(&mut conn).unwrap();
         for _ in 0..25 {
-            let start = origin + TimeDelta::seconds(rng.below(span_secs / 2) as i64);
+            let name = intervals[rng.below(intervals.len() as u64) as usize];
+            let interval = Interval::parse(name).unwrap();
+            // Month-sized buckets get ranges long enough to hold whole months.
+            let long = name == "month" || name == "quarter";
+            let start = origin + TimeDelta::seconds(rng.below(span_secs / 4) as i64);
             let start = if rng.below(3) == 0 {
                 Interval::Fixed(86_400).floor(start, Tz::UTC)
             } else {
                 start
             };
-            let end = start + TimeDelta::seconds((3600 + rng.below(span_secs / 2)) as i64);
-            let interval =
-                Interval::parse(intervals[rng.below(intervals.len() as u64) as usize]).unwrap();
+            let length = if long {
+                span_secs / 2 + rng.below(span_secs / 2)
+            } else {
+                3600 + rng.below(span_secs / 2)
+            };
+            let end = start + TimeDelta::seconds(length as i64);
             let tz = zones[rng.below(3) as usize];
-            let mut q = TimeseriesQuery {
+            let q = TimeseriesQuery {
                 user_id: users[rng.below(3) as usize],
                 session_id: None,
                 patterns: SeriesPatterns::parse(
@@ -154,26 +195,12 @@ async fn the_rollup_path_answers_exactly_what_raw_points_answer() {
                 smooth: None,
                 rollups: true,
             };
-            let with = query::run(&mut conn, &snapshot, &q).unwrap();
-            q.rollups = false;
-            let without = query::run(&mut conn, &snapshot, &q).unwrap();
-            assert_eq!(without.metadata.source, "raw");
-            if with.metadata.source != "raw" {
-                rollup_answers += 1;
+            let whole = Plan::new(q.interval, q.tz, q.start, q.end, &Default::default());
+            if !whole.months.is_empty() {
+                month_plans += 1;
             }
-            let a = serde_json::to_value(&with.results).unwrap();
-            let b = serde_json::to_value(&without.results).unwrap();
-            let (a, b) = (a.as_array().unwrap(), b.as_array().unwrap());
-            assert_eq!(a.len(), b.len(), "{q:?}\nrollup: {a:?}\nraw: {b:?}");
-            for (x, y) in a.iter().zip(b) {
-                assert_eq!(x["bucket"], y["bucket"], "{q:?}");
-                assert_eq!(x["series"], y["series"], "{q:?}");
-                assert!(
-                    close(&x["value"], &y["value"]),
-                    "{q:?}: {} vs {}",
-                    x["value"],
-                    y["value"]
-                );
+            if assert_same_answers(&mut conn, &snapshot, &q) != "raw" {
+                rollup_answers += 1;
             }
             compared += 1;
         }
@@ -183,6 +210,76 @@ async fn the_rollup_path_answers_exactly_what_raw_points_answer() {
         rollup_answers >= 10,
         "the rollup path was rarely taken: {rollup_answers}"
     );
+    assert!(
+        month_plans >= 5,
+        "whole months were rarely asked: {month_plans}"
+    );
+}
+
+#[actix_web::test]
+async fn retention_inside_a_month_keeps_the_month_exact() {
+    let app = TestApp::spawn_with(&[("ROLLUP_PERIOD_MS", "3600000")]).await;
+    let mut conn = app.conn();
+    let user = Uuid::new_v4();
+    // A point every 6 hours from 20 February to 10 April 2024.
+    let from = Utc.with_ymd_and_hms(2024, 2, 20, 0, 0, 0).unwrap();
+    let data: Vec<Value> = (0..200)
+        .map(|i| {
+            let t = from + TimeDelta::hours(6 * i);
+            json!({"series": "session.gut_health_score", "time": t.to_rfc3339(), "value": {"value": i}})
+        })
+        .collect();
+    let body = json!({"user_id": user, "session_id": Uuid::new_v4(), "data": data});
+    assert_eq!(app.post("/api/sessions/", &body).await.0, 201);
+    rollups::refresh(&mut conn, 100_000).unwrap();
+    let snapshot = Catalogue::new().reload(&mut conn).unwrap();
+    let ask = |conn: &mut diesel::PgConnection, agg: AggFunc| {
+        let q = TimeseriesQuery {
+            user_id: user,
+            session_id: None,
+            patterns: SeriesPatterns::parse("session.gut_health_score").unwrap(),
+            interval: Interval::parse("month").unwrap(),
+            start: Utc.with_ymd_and_hms(2024, 2, 1, 0, 0, 0).unwrap(),
+            end: Utc.with_ymd_and_hms(2024, 4, 30, 23, 0, 0).unwrap(),
+            agg: Some(agg),
+            tz: Tz::UTC,
+            fill: Fill::None,
+            smooth: None,
+            rollups: true,
+        };
+        assert_same_answers(conn, &snapshot, &q)
+    };
+    for agg in [AggFunc::Count, AggFunc::Sum, AggFunc::First] {
+        assert_eq!(ask(&mut conn, agg), "rollup+raw");
+    }
+    // Retention drops the week of 4 March (a Monday) as it does: rollups forgotten and
+    // the points deleted in one transaction.
+    let (week, next) = (
+        Utc.with_ymd_and_hms(2024, 3, 4, 0, 0, 0).unwrap(),
+        Utc.with_ymd_and_hms(2024, 3, 11, 0, 0, 0).unwrap(),
+    );
+    {
+        use diesel::{Connection, RunQueryDsl};
+        conn.transaction::<_, diesel::result::Error, _>(|conn| {
+            rollups::forget_range(conn, week, next)?;
+            diesel::sql_query(format!(
+                "DELETE FROM points WHERE user_id = '{user}' AND time >= '{}' AND time < '{}'",
+                week.to_rfc3339(),
+                next.to_rfc3339()
+            ))
+            .execute(conn)?;
+            Ok(())
+        })
+        .unwrap();
+    }
+    // March awaits its recomputation (read by the day meanwhile), then is read whole.
+    for agg in [AggFunc::Count, AggFunc::Sum, AggFunc::Last] {
+        ask(&mut conn, agg);
+    }
+    assert_eq!(rollups::refresh(&mut conn, 100_000).unwrap(), 1);
+    for agg in [AggFunc::Count, AggFunc::Sum, AggFunc::Min] {
+        ask(&mut conn, agg);
+    }
 }
 
 #[actix_web::test]

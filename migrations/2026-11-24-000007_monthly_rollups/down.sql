@@ -1,0 +1,2 @@
+DROP TABLE IF EXISTS rollup_values_monthly;
+DROP TABLE IF EXISTS rollup_monthly;
