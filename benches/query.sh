@@ -185,9 +185,9 @@ out += [
 roll = [
     "## Rollups", "",
     f"- Date: {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC, commit `{commit}`, same machine and data as the Query section, same run",
-    "- Command: `make bench-query`; server with daily and hourly rollups (`ROLLUPS=true`, the default), measured after the rollup job caught up",
+    "- Command: `make bench-query`; server with monthly, daily and hourly rollups (`ROLLUPS=true`, the default), measured after the rollup job caught up",
     f"- Catch-up before the measurements: {int(catchup_hours):,} (user, series, hour) keys awaiting refresh, refreshed in {catchup_secs} s"
-    + (f" ({int(catchup_hours) / float(catchup_secs):,.0f} hours/s, each hour's numeric and whole-value rollups and its day's)" if float(catchup_secs) > 0 and int(catchup_hours) > 0 else ""),
+    + (f" ({int(catchup_hours) / float(catchup_secs):,.0f} hours/s, each hour's numeric and whole-value rollups, its day's and its month's)" if float(catchup_secs) > 0 and int(catchup_hours) > 0 else ""),
     f"- {n} uncached requests per figure at concurrency 1 through HTTP; plain SQL = the same aggregate over raw points (pgbench, from the Query section)",
     "",
     "| query | source | HTTP uncached p50 / p99 ms | plain SQL over raw p50 ms | HTTP / SQL | errors |",

@@ -198,6 +198,8 @@ pub fn drop_older_than(
             #[diesel(sql_type = diesel::sql_types::Text)]
             name: String,
         }
+        // A UTC midnight, so that no hourly or daily rollup straddles it.
+        let cutoff = crate::domain::rollup_plan::day_of(cutoff);
         return conn.transaction(|conn| {
             diesel::sql_query(
                 "INSERT INTO user_generations AS g (user_id, generation)
@@ -206,12 +208,27 @@ pub fn drop_older_than(
             )
             .bind::<diesel::sql_types::Timestamptz, _>(cutoff)
             .execute(conn)?;
-            super::rollups::forget_range(conn, DateTime::<Utc>::MIN_UTC, cutoff)?;
+            // Every stored time lies in the years the API accepts.
+            let earliest = chrono::NaiveDate::from_ymd_opt(crate::domain::timestamp::MIN_YEAR, 1, 1)
+                .unwrap_or(chrono::NaiveDate::MIN)
+                .and_time(chrono::NaiveTime::MIN)
+                .and_utc();
+            super::rollups::forget_range(conn, earliest, cutoff)?;
             let chunks: Vec<Chunk> = diesel::sql_query(
                 "SELECT c::text AS name FROM drop_chunks('points', older_than => $1) c",
             )
             .bind::<diesel::sql_types::Timestamptz, _>(cutoff)
             .load(conn)?;
+            // drop_chunks keeps a chunk that reaches past the cutoff whole: the hours of
+            // its points before the cutoff are rolled up again.
+            diesel::sql_query(
+                "INSERT INTO rollup_invalidations (user_id, series_id, hour)
+                 SELECT DISTINCT user_id, series_id, date_bin('1 hour', time, '2000-01-03T00:00:00Z')
+                 FROM points WHERE time < $1
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind::<diesel::sql_types::Timestamptz, _>(cutoff)
+            .execute(conn)?;
             Ok(chunks.into_iter().map(|c| c.name).collect())
         });
     }

@@ -124,7 +124,7 @@ pub fn forget_range(
     }
     for edge in [from, to] {
         let month = month_of(edge);
-        if month == edge || edge == DateTime::<Utc>::MIN_UTC {
+        if month == edge {
             continue;
         }
         for table in [DAILY.numbers, DAILY.values] {
