@@ -243,21 +243,26 @@ fn spawn_background_jobs(
             // Batches of ROLLUP_BATCH hours until nothing is pending or the run has used
             // its budget: under a write burst the job takes a bounded share of the CPU
             // (answers stay exact meanwhile: hours awaiting refresh are read raw).
-            run: Arc::new(move |conn| {
-                let started = std::time::Instant::now();
-                let mut refreshed = 0;
-                loop {
-                    let n = crate::db::rollups::refresh(conn, ROLLUP_BATCH)?;
-                    refreshed += n;
-                    if n < ROLLUP_BATCH as usize || started.elapsed() >= budget {
-                        break;
+            // The sweep's cursor lives across runs (see rollups::Cursor).
+            run: Arc::new({
+                let cursor = std::sync::Mutex::new(crate::db::rollups::Cursor::default());
+                move |conn| {
+                    let started = std::time::Instant::now();
+                    let mut refreshed = 0;
+                    let mut cursor = cursor.lock().unwrap_or_else(|e| e.into_inner());
+                    loop {
+                        let n = crate::db::rollups::refresh_from(conn, ROLLUP_BATCH, &mut cursor)?;
+                        refreshed += n;
+                        if n < ROLLUP_BATCH as usize || started.elapsed() >= budget {
+                            break;
+                        }
                     }
+                    Ok(if refreshed > 0 {
+                        format!("{refreshed} hours refreshed")
+                    } else {
+                        String::new()
+                    })
                 }
-                Ok(if refreshed > 0 {
-                    format!("{refreshed} hours refreshed")
-                } else {
-                    String::new()
-                })
             }),
         },
         rollups.clone(),

@@ -188,18 +188,69 @@ struct Pending {
     hour: DateTime<Utc>,
 }
 
-/// Recomputes up to `limit` invalidated hours from raw points, in one transaction;
-/// returns how many hours it refreshed. Idempotent. An ingest that touches one of these
-/// hours meanwhile waits on the invalidation row we delete and re-inserts it after our
-/// commit, so its points are rolled up on the next run.
-pub fn refresh(conn: &mut PgConnection, limit: i64) -> QueryResult<usize> {
-    conn.transaction(|conn| {
-        let todo: Vec<Pending> = diesel::sql_query(
-            "SELECT user_id, series_id, hour FROM rollup_invalidations
-             ORDER BY created_at, user_id, series_id, hour LIMIT $1 FOR UPDATE SKIP LOCKED",
-        )
+/// Where the rollup job's sweep over the pending hours stands: the last (user, series,
+/// hour) it refreshed. The job takes pending hours in key order from here, wrapping
+/// around, so a batch holds neighbouring hours of one series (a day and a month are
+/// recomputed once for many of their hours, not once per hour as in arrival order after
+/// a bulk load), and every pending hour is reached within one sweep.
+#[derive(Debug, Default, Clone)]
+pub struct Cursor(Option<(Uuid, i32, DateTime<Utc>)>);
+
+/// Up to `limit` pending hours after `cursor` in key order (all of them from the
+/// lowest key when there is no cursor), locked for this transaction.
+fn pending_after(
+    conn: &mut PgConnection,
+    cursor: &Cursor,
+    limit: i64,
+) -> QueryResult<Vec<Pending>> {
+    const SELECT: &str = "SELECT user_id, series_id, hour FROM rollup_invalidations";
+    const ORDER: &str = "ORDER BY user_id, series_id, hour LIMIT $1 FOR UPDATE SKIP LOCKED";
+    match cursor.0 {
+        None => diesel::sql_query(format!("{SELECT} {ORDER}"))
+            .bind::<BigInt, _>(limit)
+            .load(conn),
+        Some((user, series, hour)) => diesel::sql_query(format!(
+            "{SELECT} WHERE (user_id, series_id, hour) > ($2, $3, $4) {ORDER}"
+        ))
         .bind::<BigInt, _>(limit)
-        .load(conn)?;
+        .bind::<SqlUuid, _>(user)
+        .bind::<Integer, _>(series)
+        .bind::<Timestamptz, _>(hour)
+        .load(conn),
+    }
+}
+
+/// Recomputes up to `limit` invalidated hours from raw points, from the lowest key, in
+/// one transaction; returns how many hours it refreshed. See [`refresh_from`].
+pub fn refresh(conn: &mut PgConnection, limit: i64) -> QueryResult<usize> {
+    refresh_from(conn, limit, &mut Cursor::default())
+}
+
+/// Recomputes up to `limit` invalidated hours from raw points, the next ones after
+/// `cursor` in key order (wrapping around), in one transaction, and moves the cursor past
+/// them; returns how many hours it refreshed. Fewer than `limit` means nothing else was
+/// pending (or free). Idempotent. An ingest that touches one of these hours meanwhile
+/// waits on the invalidation row we delete and re-inserts it after our commit, so its
+/// points are rolled up on the next run.
+pub fn refresh_from(
+    conn: &mut PgConnection,
+    limit: i64,
+    cursor: &mut Cursor,
+) -> QueryResult<usize> {
+    conn.transaction(|conn| {
+        let mut todo = pending_after(conn, cursor, limit)?;
+        if cursor.0.is_some() && (todo.len() as i64) < limit {
+            // Wrap around: the hours up to the cursor (those after it are all taken).
+            let mut wrapped = pending_after(conn, &Cursor::default(), limit - todo.len() as i64)?;
+            if let Some(first) = todo.first() {
+                let first = (first.user_id, first.series_id, first.hour);
+                wrapped.retain(|p| (p.user_id, p.series_id, p.hour) < first);
+            }
+            todo.append(&mut wrapped);
+        }
+        if let Some(last) = todo.last() {
+            cursor.0 = Some((last.user_id, last.series_id, last.hour));
+        }
         if todo.is_empty() {
             return Ok(0);
         }

@@ -106,6 +106,7 @@ async fn the_rollup_path_answers_exactly_what_raw_points_answer() {
     let mut compared = 0;
     let mut rollup_answers = 0;
     let mut month_plans = 0;
+    let mut cursor = rollups::Cursor::default();
     for round in 0..4 {
         // New sessions, some late (far in the past of the span), some with duplicate times.
         for _ in 0..16 {
@@ -157,8 +158,9 @@ async fn the_rollup_path_answers_exactly_what_raw_points_answer() {
             assert_eq!(status, 204);
         }
         // Refresh some of what is pending, not necessarily all.
+        // (The job's way: a sweep in key order that resumes where it stopped.)
         let limit = [0i64, 50, 100_000, 100_000][rng.below(4) as usize];
-        rollups::refresh(&mut conn, limit).unwrap();
+        rollups::refresh_from(&mut conn, limit, &mut cursor).unwrap();
 
         let snapshot = Catalogue::new().reload(&mut conn).unwrap();
         for _ in 0..25 {
@@ -282,15 +284,72 @@ async fn retention_inside_a_month_keeps_the_month_exact() {
     }
 }
 
-#[actix_web::test]
-async fn metadata_says_which_path_answered() {
-    // No caching: the same query is asked again after the rollups changed.
-    let app = TestApp::spawn_with(&[
+/// A server whose rollup job waits an hour between runs (the test refreshes by hand) and
+/// that caches nothing (the same query is asked again after the rollups changed).
+async fn uncached_app_refreshed_by_hand() -> TestApp {
+    TestApp::spawn_with(&[
         ("ROLLUP_PERIOD_MS", "3600000"),
         ("CACHE_TTL_SECS", "0"),
         ("REDIS_URL", ""),
     ])
-    .await;
+    .await
+}
+
+#[actix_web::test]
+async fn the_job_sweep_reaches_hours_invalidated_behind_it() {
+    let app = uncached_app_refreshed_by_hand().await;
+    let user = Uuid::new_v4();
+    let write = |points: &[(&str, f64)]| {
+        let data: Vec<Value> = points
+            .iter()
+            .map(|(t, v)| json!({"series": "session.gut_health_score", "time": t, "value": {"value": v}}))
+            .collect();
+        json!({"user_id": user, "session_id": Uuid::new_v4(), "data": data})
+    };
+    let hours = [
+        ("2025-01-05T10:00:00Z", 1.0),
+        ("2025-01-05T11:00:00Z", 2.0),
+        ("2025-01-05T12:00:00Z", 3.0),
+        ("2025-01-05T13:00:00Z", 4.0),
+    ];
+    assert_eq!(app.post("/api/sessions/", &write(&hours)).await.0, 201);
+    let mut conn = app.conn();
+    let pending = |conn: &mut diesel::PgConnection| {
+        use diesel::RunQueryDsl;
+        #[derive(diesel::QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        diesel::sql_query("SELECT count(*) AS n FROM rollup_invalidations")
+            .get_result::<N>(conn)
+            .unwrap()
+            .n
+    };
+    let mut cursor = rollups::Cursor::default();
+    assert_eq!(rollups::refresh_from(&mut conn, 2, &mut cursor).unwrap(), 2);
+    assert_eq!(pending(&mut conn), 2);
+    // A late point in the first hour, which the sweep has passed.
+    let late = write(&[("2025-01-05T10:30:00Z", 5.0)]);
+    assert_eq!(app.post("/api/sessions/", &late).await.0, 201);
+    assert_eq!(pending(&mut conn), 3);
+    // The sweep goes on after its cursor, then wraps around to the late hour.
+    assert_eq!(rollups::refresh_from(&mut conn, 2, &mut cursor).unwrap(), 2);
+    assert_eq!(rollups::refresh_from(&mut conn, 2, &mut cursor).unwrap(), 1);
+    assert_eq!(pending(&mut conn), 0);
+    let (status, r) = app
+        .get(&format!(
+            "/api/timeseries/?user_id={user}&series=session.gut_health_score&interval=day&start_time=2025-01-05&end_time=2025-01-05T23:59:59.999999Z"
+        ))
+        .await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["metadata"]["source"], "rollup");
+    assert_eq!(r["results"][0]["value"], json!(3.0));
+}
+
+#[actix_web::test]
+async fn metadata_says_which_path_answered() {
+    let app = uncached_app_refreshed_by_hand().await;
     let user = Uuid::new_v4();
     let body = json!({"user_id": user, "session_id": Uuid::new_v4(), "data": [
         {"series": "session.gut_health_score", "time": "2025-01-05T10:00:00Z", "value": {"value": 2}},
