@@ -528,6 +528,25 @@ impl<'a> PlanQuery<'a> {
     }
 }
 
+/// The columns of a raw-points branch aggregated per series, bucket and field like a
+/// rollup row (the branch groups by them): a bucket's raw points reach the outer
+/// aggregate as one row, not one row each (a dirty current hour can hold thousands).
+/// First and last values are computed only for `first` and `last` (they sort).
+fn raw_partials(agg: AggFunc, v: &str, field: &str) -> String {
+    let (first, last) = if matches!(agg, AggFunc::First | AggFunc::Last) {
+        (
+            format!("min(time), (array_agg({v} ORDER BY time, {v}))[1]"),
+            format!("max(time), (array_agg({v} ORDER BY time DESC, {v} DESC))[1]"),
+        )
+    } else {
+        let none = "NULL::timestamptz, NULL::float8".to_string();
+        (none.clone(), none)
+    };
+    format!(
+        "series_id, {{bucket}} AS bucket, {field}, count(*), sum({v}), min({v}), max({v}), {first}, {last}"
+    )
+}
+
 /// Numeric aggregates per series, bucket and field ('' for the main number) along
 /// `plan`; `fields`: object fields too, not only the main number.
 pub fn aggregate_numbers(
@@ -556,16 +575,16 @@ pub fn aggregate_numbers(
                  SELECT * FROM unnest(p.fields, p.field_values)
              ) AS f(field, v)",
             "time",
-            "series_id, {bucket} AS bucket, f.field, 1::int8, f.v, f.v, f.v, time, f.v, time, f.v",
-            "",
+            &raw_partials(agg, "f.v", "f.field"),
+            " GROUP BY 1, 2, 3",
         );
     } else {
         q.branch(
             &plan.raw,
             "points",
             "time",
-            "series_id, {bucket} AS bucket, ''::text, 1::int8, num, num, num, time, num, time, num",
-            " AND num IS NOT NULL",
+            &raw_partials(agg, "num", "''::text"),
+            " AND num IS NOT NULL GROUP BY 1, 2, 3",
         );
     }
     let sql = format!(
@@ -592,8 +611,8 @@ pub fn count_values(
         &plan.raw,
         "points",
         "time",
-        "series_id, {bucket} AS bucket, 1::int8",
-        "",
+        "series_id, {bucket} AS bucket, count(*)",
+        " GROUP BY 1, 2",
     );
     let sql = format!(
         "SELECT series_id, bucket, sum(n)::float8 AS v FROM (\n {}\n) x(series_id, bucket, n)

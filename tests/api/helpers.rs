@@ -60,8 +60,13 @@ impl TestDb {
         }
     }
 
+    /// A connection set up like the service's (UTC session zone: the query SQL relies on it).
     pub fn conn(&self) -> PgConnection {
-        PgConnection::establish(self.url.as_str()).expect("connect to test database")
+        let mut conn =
+            PgConnection::establish(self.url.as_str()).expect("connect to test database");
+        diesel::connection::SimpleConnection::batch_execute(&mut conn, "SET TimeZone = 'UTC'")
+            .expect("set the session zone");
+        conn
     }
 
     /// Creates a token in this database; returns its id and secret.
