@@ -1,7 +1,8 @@
-//! Writing points: `COPY` into the per-connection staging table, then one
-//! `INSERT ... ON CONFLICT` into `points`, inside the caller's transaction.
+//! Writing points, inside the caller's transaction: rows of sessions the transaction
+//! created are `COPY`ed straight into `points`; others go through the per-connection
+//! staging table and one `INSERT ... ON CONFLICT`.
 
-use super::schema::points_staging;
+use super::schema::{points, points_staging};
 use chrono::{DateTime, Utc};
 use diesel::pg::{CopyFormat, PgConnection};
 use diesel::prelude::*;
@@ -82,8 +83,9 @@ fn text_array_literal(items: &[(String, f64)]) -> String {
     s
 }
 
-/// Encodes rows (each with the index of the job it belongs to) in COPY text format.
-pub fn encode_copy_text<'a, I>(rows: I) -> Vec<u8>
+/// Encodes rows in COPY text format: the columns of `points`, then (for the staging
+/// table) the index of the job each row belongs to when `with_job`.
+pub fn encode_copy_text<'a, I>(rows: I, with_job: bool) -> Vec<u8>
 where
     I: IntoIterator<Item = (i32, &'a PointRow)>,
 {
@@ -118,9 +120,47 @@ where
             out.extend_from_slice(b"}\t");
         }
         copy_escape(&mut out, &r.value);
-        let _ = writeln!(out, "\t{job}");
+        if with_job {
+            let _ = write!(out, "\t{job}");
+        }
+        out.push(b'\n');
     }
     out
+}
+
+/// Inserts the rows of sessions created by the caller's transaction with one `COPY`
+/// into `points` (no staging, no conflict handling): a point's key includes its session,
+/// every stored point's session has a row in `sessions` (ingest creates it first, session
+/// deletion removes it last), and the caller holds the sessions' locks, so no stored key
+/// can equal one of these. `rows` must hold each key once. Every row counts as inserted.
+pub fn insert_new<'a, I>(conn: &mut PgConnection, rows: I) -> QueryResult<UpsertCounts>
+where
+    I: IntoIterator<Item = (i32, &'a PointRow)>,
+{
+    let mut counts = UpsertCounts::default();
+    let rows = rows.into_iter().inspect(|(job, _)| {
+        *counts.inserted.entry(*job).or_default() += 1;
+    });
+    let data = encode_copy_text(rows, false);
+    if data.is_empty() {
+        return Ok(counts);
+    }
+    copy_raw(conn, points::table, &data)?;
+    Ok(counts)
+}
+
+/// `COPY table FROM STDIN` (text format, every column) of already encoded rows.
+fn copy_raw<T>(conn: &mut PgConnection, table: T, data: &[u8]) -> QueryResult<usize>
+where
+    T: diesel::Table + diesel::pg::CopyTarget<Table = T> + Copy,
+{
+    diesel::copy_from(table)
+        .from_raw_data(table, |w: &mut dyn Write| {
+            w.write_all(data)
+                .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))
+        })
+        .with_format(CopyFormat::Text)
+        .execute(conn)
 }
 
 /// How many rows of one job a statement touched.
@@ -170,17 +210,11 @@ where
             *entry = None;
         }
     });
-    let data = encode_copy_text(rows);
+    let data = encode_copy_text(rows, true);
     let (Some(first), Some(last)) = (first, last) else {
         return Ok(UpsertCounts::default());
     };
-    diesel::copy_from(points_staging::table)
-        .from_raw_data(points_staging::table, |w: &mut dyn Write| {
-            w.write_all(&data)
-                .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))
-        })
-        .with_format(CopyFormat::Text)
-        .execute(conn)?;
+    copy_raw(conn, points_staging::table, &data)?;
     // PostgreSQL cannot tell inserted from updated rows of a partitioned table in one
     // statement (no xmax there), so: insert the new keys, then update the changed ones.
     // Rows need no particular order: writers of one key hold its session's lock.
@@ -260,12 +294,13 @@ mod tests {
             fields: vec![("a\"b".into(), 1.5), ("c".into(), -2.0)],
             value: "{\"a\\\"b\":1.5,\n\"c\":-2.0,\"t\":\"x\\ty\"}".into(),
         };
-        let text = String::from_utf8(encode_copy_text([(3, &row)])).unwrap();
-        assert_eq!(
-            text,
-            "00000000-0000-0000-0000-000000000000\t7\t1970-01-01T00:00:00.000000Z\t\
+        let text = String::from_utf8(encode_copy_text([(3, &row)], true)).unwrap();
+        let columns = "00000000-0000-0000-0000-000000000000\t7\t1970-01-01T00:00:00.000000Z\t\
              00000000-0000-0000-0000-000000000000\t\\N\t{\"a\\\\\"b\",\"c\"}\t{1.5,-2.0}\t\
-             {\"a\\\\\"b\":1.5,\\n\"c\":-2.0,\"t\":\"x\\\\ty\"}\t3\n"
-        );
+             {\"a\\\\\"b\":1.5,\\n\"c\":-2.0,\"t\":\"x\\\\ty\"}";
+        assert_eq!(text, format!("{columns}\t3\n"));
+        // Straight into `points`: no job column.
+        let text = String::from_utf8(encode_copy_text([(3, &row)], false)).unwrap();
+        assert_eq!(text, format!("{columns}\n"));
     }
 }

@@ -27,6 +27,30 @@ pub fn invalidate_staged(conn: &mut PgConnection) -> QueryResult<usize> {
     .execute(conn)
 }
 
+/// Records the given (user, series, hour) keys as awaiting refresh. Call inside the
+/// writing transaction; the keys in a fixed order, so that concurrent writers lock
+/// shared rows alike.
+pub fn invalidate_hours(
+    conn: &mut PgConnection,
+    keys: &std::collections::BTreeSet<(Uuid, i32, DateTime<Utc>)>,
+) -> QueryResult<usize> {
+    if keys.is_empty() {
+        return Ok(0);
+    }
+    let users: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+    let series: Vec<i32> = keys.iter().map(|k| k.1).collect();
+    let hours: Vec<DateTime<Utc>> = keys.iter().map(|k| k.2).collect();
+    keyed(
+        "INSERT INTO rollup_invalidations (user_id, series_id, hour)
+         SELECT * FROM unnest($1::uuid[], $2::int[], $3::timestamptz[])
+         ON CONFLICT DO NOTHING",
+        &users,
+        &series,
+        &hours,
+    )
+    .execute(conn)
+}
+
 /// Records the hours holding a session's points (before they are deleted).
 pub fn invalidate_session(
     conn: &mut PgConnection,

@@ -3,12 +3,14 @@
 //! transaction ("group commit").
 //!
 //! Each writer takes every request waiting in the queue (up to a number of points),
-//! writes them in one transaction (`COPY` into staging, one upsert) and answers each
+//! writes them in one transaction (one `COPY` straight into `points` when every session
+//! of the batch is new, else `COPY` into staging and one upsert) and answers each
 //! request only after that transaction committed. So many small requests share one WAL
 //! flush, and no request is acknowledged before its points are durable.
 
 use crate::db::points::{self, PointKey, PointRow};
-use crate::db::{self, DbPool, generations, partitions::PartitionManager, sessions};
+use crate::db::{self, DbPool, generations, partitions::PartitionManager, rollups, sessions};
+use crate::domain::rollup_plan::hour_of;
 use crate::domain::timestamp;
 use crate::error::ApiError;
 use crate::services::catalogue::Snapshot;
@@ -18,7 +20,7 @@ use diesel::pg::PgConnection;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use utoipa::ToSchema;
@@ -540,6 +542,8 @@ fn batch_transaction(
     ids.dedup();
     sessions::lock_session_ids(conn, &ids)?;
     let mut owner = sessions::owners(conn, &ids)?;
+    // Every session of the batch is new: its points cannot exist yet.
+    let all_new = owner.is_empty();
 
     let mut results: Vec<Option<Result<IngestOutcome, ApiError>>> =
         (0..writes.len()).map(|_| None).collect();
@@ -576,8 +580,19 @@ fn batch_transaction(
             latest.insert(row.key(), (i as i32, row));
         }
     }
-    let counts = points::upsert(conn, latest.into_values())?;
-    crate::db::rollups::invalidate_staged(conn)?;
+    let counts = if all_new {
+        let hours: BTreeSet<(Uuid, i32, DateTime<Utc>)> = latest
+            .values()
+            .map(|(_, r)| (r.user_id, r.series_id, hour_of(r.time)))
+            .collect();
+        let counts = points::insert_new(conn, latest.into_values())?;
+        rollups::invalidate_hours(conn, &hours)?;
+        counts
+    } else {
+        let counts = points::upsert(conn, latest.into_values())?;
+        rollups::invalidate_staged(conn)?;
+        counts
+    };
     let users: Vec<Uuid> = accepted.iter().map(|&i| writes[i].user_id).collect();
     generations::bump(conn, &users)?;
     for &i in &accepted {
