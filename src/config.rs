@@ -331,7 +331,10 @@ impl Settings {
             redis_prefix: env.get("REDIS_PREFIX", "seriesd".to_string())?,
             listen_addr: env.get("LISTEN_ADDR", SocketAddr::from(([127, 0, 0, 1], 8000)))?,
             workers: env.get_positive("WORKERS", cpus as u64)? as usize,
-            db_pool_size: env.get_positive("DB_POOL_SIZE", 16)? as u32,
+            // A statement runs on one core: a few more connections than cores keep them
+            // busy, and more only add contention (on 2 cores, 16 -> 4 connections cut the
+            // rollup lag under a saturating mixed load from 8 s to 2.3 s).
+            db_pool_size: env.get_positive("DB_POOL_SIZE", (2 * cpus).max(4) as u64)? as u32,
             db_pool_timeout: Duration::from_millis(env.get_positive("DB_POOL_TIMEOUT_MS", 5000)?),
             statement_timeout: Duration::from_millis(
                 env.get_positive("DB_STATEMENT_TIMEOUT_MS", 30_000)?,

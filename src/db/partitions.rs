@@ -224,8 +224,7 @@ pub fn drop_older_than(
             diesel::sql_query(
                 "INSERT INTO rollup_invalidations (user_id, series_id, hour)
                  SELECT DISTINCT user_id, series_id, date_bin('1 hour', time, '2000-01-03T00:00:00Z')
-                 FROM points WHERE time < $1
-                 ON CONFLICT DO NOTHING",
+                 FROM points WHERE time < $1",
             )
             .bind::<diesel::sql_types::Timestamptz, _>(cutoff)
             .execute(conn)?;

@@ -21,15 +21,14 @@ pub fn invalidate_staged(conn: &mut PgConnection) -> QueryResult<usize> {
     diesel::sql_query(
         "INSERT INTO rollup_invalidations (user_id, series_id, hour)
          SELECT DISTINCT user_id, series_id, date_bin('1 hour', time, '2000-01-03T00:00:00Z')
-         FROM points_staging
-         ON CONFLICT DO NOTHING",
+         FROM points_staging",
     )
     .execute(conn)
 }
 
-/// Records the given (user, series, hour) keys as awaiting refresh. Call inside the
-/// writing transaction; the keys in a fixed order, so that concurrent writers lock
-/// shared rows alike.
+/// Records the given (user, series, hour) keys as awaiting refresh, one appended row
+/// each (no unique key: writers never wait on each other or on the rollup job here).
+/// Call inside the writing transaction.
 pub fn invalidate_hours(
     conn: &mut PgConnection,
     keys: &std::collections::BTreeSet<(Uuid, i32, DateTime<Utc>)>,
@@ -42,8 +41,7 @@ pub fn invalidate_hours(
     let hours: Vec<DateTime<Utc>> = keys.iter().map(|k| k.2).collect();
     keyed(
         "INSERT INTO rollup_invalidations (user_id, series_id, hour)
-         SELECT * FROM unnest($1::uuid[], $2::int[], $3::timestamptz[])
-         ON CONFLICT DO NOTHING",
+         SELECT * FROM unnest($1::uuid[], $2::int[], $3::timestamptz[])",
         &users,
         &series,
         &hours,
@@ -60,8 +58,7 @@ pub fn invalidate_session(
     diesel::sql_query(
         "INSERT INTO rollup_invalidations (user_id, series_id, hour)
          SELECT DISTINCT user_id, series_id, date_bin('1 hour', time, '2000-01-03T00:00:00Z')
-         FROM points WHERE user_id = $1 AND session_id = $2
-         ON CONFLICT DO NOTHING",
+         FROM points WHERE user_id = $1 AND session_id = $2",
     )
     .bind::<SqlUuid, _>(user)
     .bind::<SqlUuid, _>(session)
@@ -155,8 +152,7 @@ pub fn forget_range(
             diesel::sql_query(format!(
                 "INSERT INTO rollup_invalidations (user_id, series_id, hour)
                  SELECT DISTINCT user_id, series_id, $1::timestamptz FROM {table}
-                 WHERE day >= $1 AND day < $2
-                 ON CONFLICT DO NOTHING"
+                 WHERE day >= $1 AND day < $2"
             ))
             .bind::<Timestamptz, _>(month)
             .bind::<Timestamptz, _>(next_month(month))
@@ -253,9 +249,10 @@ pub fn refresh(conn: &mut PgConnection, limit: i64) -> QueryResult<usize> {
 /// Recomputes up to `limit` invalidated hours from raw points, the next ones after
 /// `cursor` in key order (wrapping around), in one transaction, and moves the cursor past
 /// them; returns how many hours it refreshed. Fewer than `limit` means nothing else was
-/// pending (or free). Idempotent. An ingest that touches one of these hours meanwhile
-/// waits on the invalidation row we delete and re-inserts it after our commit, so its
-/// points are rolled up on the next run.
+/// pending (or free). Idempotent. Every invalidation row of these hours is deleted
+/// before they are recomputed, each statement seeing what committed before it began: a
+/// write committed before the delete is in the recomputation, and a later one's row
+/// (ingest appends, it never waits for us) stays for the next run.
 pub fn refresh_from(
     conn: &mut PgConnection,
     limit: i64,
@@ -275,6 +272,9 @@ pub fn refresh_from(
         if let Some(last) = todo.last() {
             cursor.0 = Some((last.user_id, last.series_id, last.hour));
         }
+        // One row per write: a key may come more than once.
+        todo.sort_by_key(|p| (p.user_id, p.series_id, p.hour));
+        todo.dedup_by_key(|p| (p.user_id, p.series_id, p.hour));
         if todo.is_empty() {
             return Ok(0);
         }

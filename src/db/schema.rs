@@ -59,6 +59,7 @@ diesel::table! {
 }
 
 diesel::table! {
+    // Not unique in the database (migration 000008): one row per write of an hour.
     rollup_invalidations (user_id, series_id, hour) {
         user_id -> Uuid,
         series_id -> Integer,
