@@ -63,7 +63,7 @@ fi
 # measurements (a migration that adds a rollup level re-invalidates every hour).
 echo "waiting for the rollup job to catch up ..." >&2
 catchup_start=$(date +%s.%N)
-pending_at_start=$(psql "$DATABASE_URL" -qAtc "SELECT count(*) FROM rollup_invalidations")
+pending_at_start=$(psql "$DATABASE_URL" -qAtc "SELECT count(DISTINCT (user_id, series_id, hour)) FROM rollup_invalidations")
 for _ in $(seq 1 7200); do
     pending=$(psql "$DATABASE_URL" -qAtc "SELECT count(*) FROM rollup_invalidations")
     (( pending == 0 )) && break

@@ -237,7 +237,7 @@ fn spawn_background_jobs(
         pool.clone(),
         Job {
             name: "rollup-refresh",
-            lock_key: 7_236_103,
+            lock_key: crate::db::rollups::REFRESH_LOCK,
             period: settings.rollup_period,
             quiet: true,
             // Batches of ROLLUP_BATCH hours until nothing is pending or the run has used
@@ -251,9 +251,9 @@ fn spawn_background_jobs(
                     let mut refreshed = 0;
                     let mut cursor = cursor.lock().unwrap_or_else(|e| e.into_inner());
                     loop {
-                        let n = crate::db::rollups::refresh_from(conn, ROLLUP_BATCH, &mut cursor)?;
-                        refreshed += n;
-                        if n < ROLLUP_BATCH as usize || started.elapsed() >= budget {
+                        let r = crate::db::rollups::refresh_from(conn, ROLLUP_BATCH, &mut cursor)?;
+                        refreshed += r.hours;
+                        if r.rows < ROLLUP_BATCH as usize || started.elapsed() >= budget {
                             break;
                         }
                     }

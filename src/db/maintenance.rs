@@ -78,6 +78,8 @@ pub fn run_migrations(conn: &mut PgConnection) -> Result<usize, BoxError> {
 pub fn migrate(url: &DatabaseUrl) -> Result<usize, BoxError> {
     create_database_if_missing(url)?;
     let mut conn = PgConnection::establish(url.as_str())?;
+    // Migrations that cut times into hours and days do it in UTC, like the service.
+    diesel::connection::SimpleConnection::batch_execute(&mut conn, "SET TimeZone = 'UTC'")?;
     run_migrations(&mut conn)
 }
 

@@ -65,8 +65,23 @@ pub fn invalidate_session(
     .execute(conn)
 }
 
-/// Forgets every rollup of a series (its points were deleted).
+/// The advisory lock the rollup job holds while it runs (see `jobs::run_once`).
+pub const REFRESH_LOCK: i64 = 7_236_103;
+
+/// Waits for a running refresh to end and keeps the job out until the caller's
+/// transaction ends. Deleting invalidations while a refresh deletes some of the same keys
+/// could deadlock (a key may have several rows, locked in any order).
+fn exclude_refresh(conn: &mut PgConnection) -> QueryResult<()> {
+    diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
+        .bind::<BigInt, _>(REFRESH_LOCK)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Forgets every rollup of a series (its points were deleted). Call inside the deleting
+/// transaction.
 pub fn forget_series(conn: &mut PgConnection, series_id: i32) -> QueryResult<()> {
+    exclude_refresh(conn)?;
     let tables = rollup_tables().map(|(t, _)| t);
     for table in tables.chain(["rollup_invalidations"]) {
         diesel::sql_query(format!("DELETE FROM {table} WHERE series_id = $1"))
@@ -113,8 +128,9 @@ fn rollup_tables() -> impl Iterator<Item = (&'static str, &'static str)> {
 }
 
 /// Forgets rollups of the hours in `[from, to)` (retention drops their points; call it in
-/// the dropping transaction, before the drop). The invalidations go first: deleting them
-/// waits for a refresh that holds some of them, so no rollup it writes survives. `from`
+/// the dropping transaction, before the drop). It first waits for a running refresh to
+/// end (and keeps the job out until the transaction ends), so no rollup a refresh writes
+/// survives. `from`
 /// and `to` are UTC midnights, so no daily rollup straddles them; a month that straddles
 /// one loses its row and gets an invalidation (its first hour), so the rollup job
 /// recomputes it from the days that remain and queries read it by the day meanwhile.
@@ -123,6 +139,7 @@ pub fn forget_range(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> QueryResult<()> {
+    exclude_refresh(conn)?;
     let tables = rollup_tables().map(|(table, column)| {
         // A month is forgotten when any part of it is.
         let from = if column == "month" {
@@ -243,13 +260,22 @@ fn pending_after(
 /// Recomputes up to `limit` invalidated hours from raw points, from the lowest key, in
 /// one transaction; returns how many hours it refreshed. See [`refresh_from`].
 pub fn refresh(conn: &mut PgConnection, limit: i64) -> QueryResult<usize> {
-    refresh_from(conn, limit, &mut Cursor::default())
+    Ok(refresh_from(conn, limit, &mut Cursor::default())?.hours)
+}
+
+/// What one refresh did.
+#[derive(Debug, Clone, Copy)]
+pub struct Refreshed {
+    /// Distinct (user, series, hour) keys recomputed.
+    pub hours: usize,
+    /// Invalidation rows taken (a key has one per write): fewer than the limit means
+    /// nothing else was pending (or free).
+    pub rows: usize,
 }
 
 /// Recomputes up to `limit` invalidated hours from raw points, the next ones after
 /// `cursor` in key order (wrapping around), in one transaction, and moves the cursor past
-/// them; returns how many hours it refreshed. Fewer than `limit` means nothing else was
-/// pending (or free). Idempotent. Every invalidation row of these hours is deleted
+/// them. Idempotent. Every invalidation row of these hours is deleted
 /// before they are recomputed, each statement seeing what committed before it began: a
 /// write committed before the delete is in the recomputation, and a later one's row
 /// (ingest appends, it never waits for us) stays for the next run.
@@ -257,7 +283,7 @@ pub fn refresh_from(
     conn: &mut PgConnection,
     limit: i64,
     cursor: &mut Cursor,
-) -> QueryResult<usize> {
+) -> QueryResult<Refreshed> {
     conn.transaction(|conn| {
         let mut todo = pending_after(conn, cursor, limit)?;
         if cursor.0.is_some() && (todo.len() as i64) < limit {
@@ -272,11 +298,12 @@ pub fn refresh_from(
         if let Some(last) = todo.last() {
             cursor.0 = Some((last.user_id, last.series_id, last.hour));
         }
+        let rows = todo.len();
         // One row per write: a key may come more than once.
         todo.sort_by_key(|p| (p.user_id, p.series_id, p.hour));
         todo.dedup_by_key(|p| (p.user_id, p.series_id, p.hour));
         if todo.is_empty() {
-            return Ok(0);
+            return Ok(Refreshed { hours: 0, rows });
         }
         let users: Vec<Uuid> = todo.iter().map(|p| p.user_id).collect();
         let series: Vec<i32> = todo.iter().map(|p| p.series_id).collect();
@@ -333,7 +360,10 @@ pub fn refresh_from(
         };
         roll_up(conn, &HOURLY, &DAILY, &keys(day_of))?;
         roll_up(conn, &DAILY, &MONTHLY, &keys(month_of))?;
-        Ok(todo.len())
+        Ok(Refreshed {
+            hours: todo.len(),
+            rows,
+        })
     })
 }
 

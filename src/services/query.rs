@@ -174,8 +174,21 @@ pub fn match_series(snapshot: &Snapshot, patterns: &SeriesPatterns) -> Vec<Arc<M
         .collect()
 }
 
-/// Runs the query against the database and shapes the answer.
+/// Runs the query against the database and shapes the answer. Its statements (the hours
+/// awaiting refresh, then one per series group) share one snapshot, so an answer never
+/// holds part of a write that committed meanwhile.
 pub fn run(
+    conn: &mut PgConnection,
+    snapshot: &Snapshot,
+    q: &TimeseriesQuery,
+) -> Result<QueryResponse, ApiError> {
+    conn.build_transaction()
+        .repeatable_read()
+        .read_only()
+        .run(|conn| run_in_snapshot(conn, snapshot, q))
+}
+
+fn run_in_snapshot(
     conn: &mut PgConnection,
     snapshot: &Snapshot,
     q: &TimeseriesQuery,
