@@ -29,22 +29,14 @@ pub fn invalidate_staged(conn: &mut PgConnection) -> QueryResult<usize> {
 /// Records the given (user, series, hour) keys as awaiting refresh, one appended row
 /// each (no unique key: writers never wait on each other or on the rollup job here).
 /// Call inside the writing transaction.
-pub fn invalidate_hours(
-    conn: &mut PgConnection,
-    keys: &std::collections::BTreeSet<(Uuid, i32, DateTime<Utc>)>,
-) -> QueryResult<usize> {
+pub fn invalidate_hours(conn: &mut PgConnection, keys: &[Key]) -> QueryResult<usize> {
     if keys.is_empty() {
         return Ok(0);
     }
-    let users: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-    let series: Vec<i32> = keys.iter().map(|k| k.1).collect();
-    let hours: Vec<DateTime<Utc>> = keys.iter().map(|k| k.2).collect();
     keyed(
         "INSERT INTO rollup_invalidations (user_id, series_id, hour)
          SELECT * FROM unnest($1::uuid[], $2::int[], $3::timestamptz[])",
-        &users,
-        &series,
-        &hours,
+        keys,
     )
     .execute(conn)
 }
@@ -130,10 +122,10 @@ fn rollup_tables() -> impl Iterator<Item = (&'static str, &'static str)> {
 /// Forgets rollups of the hours in `[from, to)` (retention drops their points; call it in
 /// the dropping transaction, before the drop). It first waits for a running refresh to
 /// end (and keeps the job out until the transaction ends), so no rollup a refresh writes
-/// survives. `from`
-/// and `to` are UTC midnights, so no daily rollup straddles them; a month that straddles
-/// one loses its row and gets an invalidation (its first hour), so the rollup job
-/// recomputes it from the days that remain and queries read it by the day meanwhile.
+/// survives. `from` and `to` are UTC midnights, so no daily rollup straddles them; a
+/// month that straddles one loses its row and gets an invalidation (its first hour), so
+/// the rollup job recomputes it from the days that remain and queries read it by the day
+/// meanwhile.
 pub fn forget_range(
     conn: &mut PgConnection,
     from: DateTime<Utc>,
@@ -179,19 +171,19 @@ pub fn forget_range(
     Ok(())
 }
 
-/// A statement over `unnest($1::uuid[], $2::int[], $3::timestamptz[])`: one key (user,
-/// series, hour or day) per row.
-fn keyed(
-    sql: &str,
-    users: &[Uuid],
-    series: &[i32],
-    times: &[DateTime<Utc>],
-) -> BoxedSqlQuery<'static, Pg, SqlQuery> {
+/// A rollup key: user, series and the start of an hour, day or month.
+pub type Key = (Uuid, i32, DateTime<Utc>);
+
+/// A statement over `unnest($1::uuid[], $2::int[], $3::timestamptz[])`: one key per row.
+fn keyed(sql: &str, keys: &[Key]) -> BoxedSqlQuery<'static, Pg, SqlQuery> {
+    let users: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+    let series: Vec<i32> = keys.iter().map(|k| k.1).collect();
+    let times: Vec<DateTime<Utc>> = keys.iter().map(|k| k.2).collect();
     diesel::sql_query(sql.to_string())
         .into_boxed::<Pg>()
-        .bind::<Array<SqlUuid>, _>(users.to_vec())
-        .bind::<Array<Integer>, _>(series.to_vec())
-        .bind::<Array<Timestamptz>, _>(times.to_vec())
+        .bind::<Array<SqlUuid>, _>(users)
+        .bind::<Array<Integer>, _>(series)
+        .bind::<Array<Timestamptz>, _>(times)
 }
 
 /// Deletes the rows of `table` whose (user, series, `column`) is one of the keys.
@@ -199,18 +191,14 @@ fn delete_keys(
     conn: &mut PgConnection,
     table: &str,
     column: &str,
-    users: &[Uuid],
-    series: &[i32],
-    times: &[DateTime<Utc>],
+    keys: &[Key],
 ) -> QueryResult<usize> {
     keyed(
         &format!(
             "DELETE FROM {table} r USING unnest($1::uuid[], $2::int[], $3::timestamptz[]) AS t(u, s, k)
              WHERE r.user_id = t.u AND r.series_id = t.s AND r.{column} = t.k"
         ),
-        users,
-        series,
-        times,
+        keys,
     )
     .execute(conn)
 }
@@ -225,24 +213,26 @@ struct Pending {
     hour: DateTime<Utc>,
 }
 
+impl Pending {
+    fn key(&self) -> Key {
+        (self.user_id, self.series_id, self.hour)
+    }
+}
+
 /// Where the rollup job's sweep over the pending hours stands: the last (user, series,
 /// hour) it refreshed. The job takes pending hours in key order from here, wrapping
 /// around, so a batch holds neighbouring hours of one series (a day and a month are
 /// recomputed once for many of their hours, not once per hour as in arrival order after
 /// a bulk load), and every pending hour is reached within one sweep.
 #[derive(Debug, Default, Clone)]
-pub struct Cursor(Option<(Uuid, i32, DateTime<Utc>)>);
+pub struct Cursor(Option<Key>);
 
 /// Up to `limit` pending hours after `cursor` in key order (all of them from the
 /// lowest key when there is no cursor), locked for this transaction.
-fn pending_after(
-    conn: &mut PgConnection,
-    cursor: &Cursor,
-    limit: i64,
-) -> QueryResult<Vec<Pending>> {
+fn pending_after(conn: &mut PgConnection, cursor: &Cursor, limit: i64) -> QueryResult<Vec<Key>> {
     const SELECT: &str = "SELECT user_id, series_id, hour FROM rollup_invalidations";
     const ORDER: &str = "ORDER BY user_id, series_id, hour LIMIT $1 FOR UPDATE SKIP LOCKED";
-    match cursor.0 {
+    let rows: Vec<Pending> = match cursor.0 {
         None => diesel::sql_query(format!("{SELECT} {ORDER}"))
             .bind::<BigInt, _>(limit)
             .load(conn),
@@ -254,7 +244,8 @@ fn pending_after(
         .bind::<Integer, _>(series)
         .bind::<Timestamptz, _>(hour)
         .load(conn),
-    }
+    }?;
+    Ok(rows.iter().map(Pending::key).collect())
 }
 
 /// Recomputes up to `limit` invalidated hours from raw points, from the lowest key, in
@@ -289,31 +280,26 @@ pub fn refresh_from(
         if cursor.0.is_some() && (todo.len() as i64) < limit {
             // Wrap around: the hours up to the cursor (those after it are all taken).
             let mut wrapped = pending_after(conn, &Cursor::default(), limit - todo.len() as i64)?;
-            if let Some(first) = todo.first() {
-                let first = (first.user_id, first.series_id, first.hour);
-                wrapped.retain(|p| (p.user_id, p.series_id, p.hour) < first);
+            if let Some(&first) = todo.first() {
+                wrapped.retain(|k| *k < first);
             }
             todo.append(&mut wrapped);
         }
-        if let Some(last) = todo.last() {
-            cursor.0 = Some((last.user_id, last.series_id, last.hour));
+        if let Some(&last) = todo.last() {
+            cursor.0 = Some(last);
         }
         let rows = todo.len();
         // One row per write: a key may come more than once.
-        todo.sort_by_key(|p| (p.user_id, p.series_id, p.hour));
-        todo.dedup_by_key(|p| (p.user_id, p.series_id, p.hour));
+        todo.sort();
+        todo.dedup();
         if todo.is_empty() {
             return Ok(Refreshed { hours: 0, rows });
         }
-        let users: Vec<Uuid> = todo.iter().map(|p| p.user_id).collect();
-        let series: Vec<i32> = todo.iter().map(|p| p.series_id).collect();
-        let hours: Vec<DateTime<Utc>> = todo.iter().map(|p| p.hour).collect();
-        let bind = |sql: &str| keyed(sql, &users, &series, &hours);
         for table in ["rollup_invalidations", HOURLY.numbers, HOURLY.values] {
-            delete_keys(conn, table, "hour", &users, &series, &hours)?;
+            delete_keys(conn, table, "hour", &todo)?;
         }
         // One scan of each hour's points feeds both the numeric and the whole-value rows.
-        bind(
+        keyed(
             "WITH p AS MATERIALIZED (
                  SELECT t.u, t.s, t.h, p.time, p.session_id, p.num, p.fields, p.field_values, p.value
                  FROM unnest($1::uuid[], $2::int[], $3::timestamptz[]) AS t(u, s, h)
@@ -347,13 +333,11 @@ pub fn refresh_from(
                     max(time), (array_agg(session_id ORDER BY time DESC, session_id DESC))[1],
                     (array_agg(value ORDER BY time DESC, session_id DESC))[1]
              FROM p GROUP BY u, s, h",
+            &todo,
         )
         .execute(conn)?;
         let keys = |of: fn(DateTime<Utc>) -> DateTime<Utc>| {
-            let mut keys: Vec<(Uuid, i32, DateTime<Utc>)> = todo
-                .iter()
-                .map(|p| (p.user_id, p.series_id, of(p.hour)))
-                .collect();
+            let mut keys: Vec<Key> = todo.iter().map(|&(u, s, h)| (u, s, of(h))).collect();
             keys.sort();
             keys.dedup();
             keys
@@ -371,17 +355,9 @@ pub fn refresh_from(
 /// from the `fine` rows inside them: the daily rows of the days holding refreshed hours,
 /// then the monthly rows of their months. A row whose other hours still await refresh is
 /// recomputed again when they are; meanwhile queries read it by the finer level.
-fn roll_up(
-    conn: &mut PgConnection,
-    fine: &Level,
-    coarse: &Level,
-    keys: &[(Uuid, i32, DateTime<Utc>)],
-) -> QueryResult<()> {
-    let users: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-    let series: Vec<i32> = keys.iter().map(|k| k.1).collect();
-    let starts: Vec<DateTime<Utc>> = keys.iter().map(|k| k.2).collect();
+fn roll_up(conn: &mut PgConnection, fine: &Level, coarse: &Level, keys: &[Key]) -> QueryResult<()> {
     for table in [coarse.numbers, coarse.values] {
-        delete_keys(conn, table, coarse.column, &users, &series, &starts)?;
+        delete_keys(conn, table, coarse.column, keys)?;
     }
     // One index range scan per key (OFFSET 0: without it the planner hashes the keys and
     // scans the whole finer table on every run).
@@ -425,7 +401,7 @@ fn roll_up(
         rows = fine_rows(fine.values),
     );
     for sql in [numbers, values] {
-        keyed(&sql, &users, &series, &starts).execute(conn)?;
+        keyed(&sql, keys).execute(conn)?;
     }
     Ok(())
 }

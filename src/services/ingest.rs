@@ -581,10 +581,12 @@ fn batch_transaction(
         }
     }
     let counts = if all_new {
-        let hours: BTreeSet<(Uuid, i32, DateTime<Utc>)> = latest
+        // In key order, deduplicated.
+        let hours: BTreeSet<rollups::Key> = latest
             .values()
             .map(|(_, r)| (r.user_id, r.series_id, hour_of(r.time)))
             .collect();
+        let hours: Vec<rollups::Key> = hours.into_iter().collect();
         let counts = points::insert_new(conn, latest.into_values())?;
         rollups::invalidate_hours(conn, &hours)?;
         counts
