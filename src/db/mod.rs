@@ -13,6 +13,7 @@ pub mod maintenance;
 pub mod metric_types;
 pub mod partitions;
 pub mod points;
+pub mod prepared;
 pub mod retrieval;
 pub mod rollups;
 pub mod schema;

@@ -4,15 +4,14 @@
 //! daily and hourly rollups and raw points along a [`Plan`].
 
 use super::aggregates::{FieldRow, JsonRow, NumRow, Selection};
+use super::prepared::{Bind, Statement};
 use crate::domain::query::AggFunc;
 use crate::domain::rollup_plan::{Plan, Span, day_of, month_of, next_month};
 use chrono::{DateTime, Utc};
 use diesel::pg::{Pg, PgConnection};
 use diesel::prelude::*;
 use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
-use diesel::sql_types::{
-    Array, BigInt, Double, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid,
-};
+use diesel::sql_types::{Array, BigInt, Double, Integer, Nullable, Timestamptz, Uuid as SqlUuid};
 use uuid::Uuid;
 
 /// Records the hours a staged batch touches as awaiting refresh. Call inside the
@@ -545,14 +544,13 @@ impl<'a> PlanQuery<'a> {
         self.branches.join("\n UNION ALL\n ")
     }
 
-    fn bind(&self, sql: String) -> BoxedSqlQuery<'static, Pg, SqlQuery> {
-        let mut q = diesel::sql_query(sql)
-            .into_boxed::<Pg>()
-            .bind::<SqlUuid, _>(self.sel.user_id)
-            .bind::<Array<Integer>, _>(self.sel.series_ids.clone())
-            .bind::<Text, _>(self.sel.tz.clone());
+    fn bind(&self, sql: String) -> Statement {
+        let mut q = Statement::new(&sql)
+            .bind(Bind::Uuid(self.sel.user_id))
+            .bind(Bind::Ints(self.sel.series_ids.clone()))
+            .bind(Bind::Text(self.sel.tz.clone()));
         for t in &self.times {
-            q = q.bind::<Timestamptz, _>(*t);
+            q = q.bind(Bind::Time(*t));
         }
         q
     }

@@ -432,3 +432,81 @@ async fn metadata_says_which_path_answered() {
         assert_eq!(Value::Array(values), want, "{agg}: {r}");
     }
 }
+
+/// The rollup plans this connection holds as prepared statements.
+fn prepared_plans(conn: &mut diesel::PgConnection) -> i64 {
+    use diesel::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    diesel::sql_query(
+        "SELECT count(*) AS n FROM pg_prepared_statements
+         WHERE statement ~ 'FROM rollup_(values_)?(hourly|daily|monthly)'",
+    )
+    .get_result::<N>(conn)
+    .unwrap()
+    .n
+}
+
+#[actix_web::test]
+async fn repeated_plans_run_prepared_exactly_and_their_number_is_bounded() {
+    let app = uncached_app_refreshed_by_hand().await;
+    let user = Uuid::new_v4();
+    let data: Vec<Value> = (0..72)
+        .map(|h| {
+            let t = Utc.with_ymd_and_hms(2025, 3, 1, 0, 30, 0).unwrap() + TimeDelta::hours(h);
+            json!({"series": "session.gut_health_score", "time": t.to_rfc3339(), "value": {"value": (h * 7 % 11) as f64}})
+        })
+        .collect();
+    let body = json!({"user_id": user, "session_id": Uuid::new_v4(), "data": data});
+    assert_eq!(app.post("/api/sessions/", &body).await.0, 201);
+    let mut conn = app.conn();
+    rollups::refresh(&mut conn, 1000).unwrap();
+    let snapshot = Catalogue::new().reload(&mut conn).unwrap();
+    let query = |start_hour: i64, interval: Interval| TimeseriesQuery {
+        user_id: user,
+        session_id: None,
+        patterns: SeriesPatterns::parse("session.gut_health_score").unwrap(),
+        interval,
+        // Partial edge hours: every plan has raw branches as well as rollup ones.
+        start: Utc.with_ymd_and_hms(2025, 3, 1, 0, 10, 0).unwrap() + TimeDelta::hours(start_hour),
+        end: Utc.with_ymd_and_hms(2025, 3, 2, 23, 50, 0).unwrap() + TimeDelta::hours(start_hour),
+        agg: Some(AggFunc::Avg),
+        tz: Tz::UTC,
+        fill: Fill::None,
+        smooth: None,
+        rollups: true,
+    };
+    // The same plan shape with other bound times, asked more often than PostgreSQL's
+    // five custom plans before it may switch to a generic one: every answer is still
+    // the raw path's.
+    for start_hour in [
+        0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18,
+    ] {
+        let source = assert_same_answers(
+            &mut conn,
+            &snapshot,
+            &query(start_hour, Interval::Fixed(3 * 3600)),
+        );
+        assert_eq!(source, "rollup+raw");
+    }
+    assert_eq!(prepared_plans(&mut conn), 1);
+    // Many plan texts (one per bucket width), each asked twice: the connection keeps no
+    // more of them prepared than the process admits.
+    for hours in 1..=(seriesd::db::prepared::MAX_TEXTS as i64 + 20) {
+        for _ in 0..2 {
+            query::run(
+                &mut conn,
+                &snapshot,
+                &query(0, Interval::Fixed(hours * 3600)),
+            )
+            .unwrap();
+        }
+    }
+    assert_eq!(
+        prepared_plans(&mut conn),
+        seriesd::db::prepared::MAX_TEXTS as i64
+    );
+}

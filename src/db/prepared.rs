@@ -1,0 +1,167 @@
+//! SQL written at run time, sent so that the connection keeps it as a prepared statement.
+//!
+//! Diesel prepares and keeps (per connection, for the connection's life) every statement
+//! of its query builder, but never one from `sql_query`, whose text can be anything. The
+//! rollup plans are built at run time (one branch per span of months, days, hours and raw
+//! points), yet a handful of texts serve nearly every request, and parsing and planning
+//! one is a third of a day-level request. [`Statement`] marks its text safe to cache when
+//! the process-wide [`admit`] lets it: a text is admitted on its second sighting, and at
+//! most [`MAX_TEXTS`] texts ever are, so no connection holds more than that many of
+//! these statements however varied the queries.
+
+use chrono::{DateTime, Utc};
+use diesel::pg::{Pg, PgConnection};
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+use diesel::sql_types::{Array, Integer, Text, Timestamptz, Untyped, Uuid as SqlUuid};
+use diesel::{QueryResult, RunQueryDsl};
+use std::collections::HashSet;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Mutex;
+use uuid::Uuid;
+
+/// The most statement texts a process admits.
+pub const MAX_TEXTS: usize = 256;
+/// The most texts remembered as seen once (the set is cleared when full).
+const MAX_SEEN: usize = 4 * MAX_TEXTS;
+
+/// One bound value.
+#[derive(Debug, Clone)]
+pub enum Bind {
+    Uuid(Uuid),
+    Ints(Vec<i32>),
+    Text(String),
+    Time(DateTime<Utc>),
+}
+
+/// A statement whose text refers to its values as `$1`, `$2`, ... (each any number of
+/// times), bound in that order.
+#[derive(Debug, Clone)]
+pub struct Statement {
+    /// The text between placeholders, and after each piece the index (from 0) of the
+    /// value that follows it, if any.
+    pieces: Vec<(String, Option<usize>)>,
+    binds: Vec<Bind>,
+    cache: bool,
+}
+
+impl Statement {
+    pub fn new(sql: &str) -> Self {
+        Statement {
+            pieces: split(sql),
+            binds: Vec::new(),
+            cache: admit(sql),
+        }
+    }
+
+    /// Binds the next value (`$1` first).
+    pub fn bind(mut self, value: Bind) -> Self {
+        self.binds.push(value);
+        self
+    }
+
+    /// Whether the connection keeps this statement prepared.
+    pub fn cached(&self) -> bool {
+        self.cache
+    }
+}
+
+/// Splits `sql` at its `$n` placeholders.
+fn split(sql: &str) -> Vec<(String, Option<usize>)> {
+    let mut pieces = Vec::new();
+    let mut text = String::new();
+    let mut chars = sql.char_indices().peekable();
+    while let Some((_, c)) = chars.next() {
+        let mut digits = String::new();
+        if c == '$' {
+            while let Some((_, d)) = chars.next_if(|(_, d)| d.is_ascii_digit()) {
+                digits.push(d);
+            }
+        }
+        match digits.parse::<usize>() {
+            Ok(n) if n > 0 => pieces.push((std::mem::take(&mut text), Some(n - 1))),
+            _ => {
+                text.push(c);
+                text.push_str(&digits);
+            }
+        }
+    }
+    pieces.push((text, None));
+    pieces
+}
+
+/// Whether `sql` may be kept prepared: it is one of the admitted texts, or is seen for
+/// the second time while there is room.
+fn admit(sql: &str) -> bool {
+    static TEXTS: Mutex<Option<(HashSet<u64>, HashSet<u64>)>> = Mutex::new(None);
+    let mut h = DefaultHasher::new();
+    sql.hash(&mut h);
+    let key = h.finish();
+    let Ok(mut guard) = TEXTS.lock() else {
+        return false;
+    };
+    let (admitted, seen) = guard.get_or_insert_with(Default::default);
+    if admitted.contains(&key) {
+        return true;
+    }
+    if admitted.len() >= MAX_TEXTS {
+        return false;
+    }
+    if seen.remove(&key) {
+        admitted.insert(key);
+        return true;
+    }
+    if seen.len() >= MAX_SEEN {
+        seen.clear();
+    }
+    seen.insert(key);
+    false
+}
+
+impl QueryId for Statement {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl Query for Statement {
+    type SqlType = Untyped;
+}
+
+impl RunQueryDsl<PgConnection> for Statement {}
+
+impl QueryFragment<Pg> for Statement {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        if !self.cache {
+            out.unsafe_to_cache_prepared();
+        }
+        for (text, bind) in &self.pieces {
+            out.push_sql(text);
+            let Some(i) = bind else { continue };
+            match self.binds.get(*i) {
+                Some(Bind::Uuid(v)) => out.push_bind_param::<SqlUuid, _>(v)?,
+                Some(Bind::Ints(v)) => out.push_bind_param::<Array<Integer>, _>(v)?,
+                Some(Bind::Text(v)) => out.push_bind_param::<Text, _>(v)?,
+                Some(Bind::Time(v)) => out.push_bind_param::<Timestamptz, _>(v)?,
+                None => {
+                    return Err(diesel::result::Error::QueryBuilderError(
+                        format!("no value bound for ${}", i + 1).into(),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_finds_every_placeholder_and_keeps_other_dollars() {
+        let pieces = split("a = $1 AND b = ANY($12) OR c = $1 || '$x' || $0");
+        let binds: Vec<Option<usize>> = pieces.iter().map(|p| p.1).collect();
+        assert_eq!(binds, vec![Some(0), Some(11), Some(0), None]);
+        let text: String = pieces.iter().map(|p| p.0.as_str()).collect();
+        assert_eq!(text, "a =  AND b = ANY() OR c =  || '$x' || $0");
+    }
+}
