@@ -229,6 +229,11 @@ impl Histogram {
         self.total += 1;
     }
 
+    /// How many latencies were recorded.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
     /// The `q` quantile (0..=1) in milliseconds (the middle of its bucket); 0 if empty.
     pub fn quantile_ms(&self, q: f64) -> f64 {
         if self.total == 0 {

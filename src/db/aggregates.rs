@@ -1,14 +1,13 @@
 //! Bucketed aggregates over `points`, using only what ingest extracted (`num`, `fields`,
 //! `field_values`): no JSON is parsed at query time.
 
+use super::prepared::{Bind, Statement};
 use crate::domain::interval::Interval;
 use crate::domain::query::AggFunc;
 use chrono::{DateTime, Utc};
-use diesel::pg::{Pg, PgConnection};
+use diesel::pg::PgConnection;
 use diesel::prelude::*;
-use diesel::query_builder::BoxedSqlQuery;
-use diesel::query_builder::SqlQuery;
-use diesel::sql_types::{Array, Double, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{Double, Integer, Nullable, Text, Timestamptz};
 use uuid::Uuid;
 
 /// What to aggregate: one user's points of some series in a time range.
@@ -61,16 +60,17 @@ impl Selection {
         sql
     }
 
-    fn bind(&self, sql: String) -> BoxedSqlQuery<'static, Pg, SqlQuery> {
-        let q = diesel::sql_query(sql)
-            .into_boxed::<Pg>()
-            .bind::<SqlUuid, _>(self.user_id)
-            .bind::<Array<Integer>, _>(self.series_ids.clone())
-            .bind::<Timestamptz, _>(self.start)
-            .bind::<Timestamptz, _>(self.end)
-            .bind::<Text, _>(self.tz.clone());
+    /// The statement over raw points: never kept prepared, as the best plan for years of
+    /// points is not the best for an hour (see [`super::prepared`]).
+    fn bind(&self, sql: String) -> Statement {
+        let q = Statement::unprepared(&sql)
+            .bind(Bind::Uuid(self.user_id))
+            .bind(Bind::Ints(self.series_ids.clone()))
+            .bind(Bind::Time(self.start))
+            .bind(Bind::Time(self.end))
+            .bind(Bind::Text(self.tz.clone()));
         match self.session_id {
-            Some(s) => q.bind::<SqlUuid, _>(s),
+            Some(s) => q.bind(Bind::Uuid(s)),
             None => q,
         }
     }

@@ -8,12 +8,24 @@
 //! the process-wide [`admit`] lets it: a text is admitted on its second sighting, and at
 //! most [`MAX_TEXTS`] texts ever are, so no connection holds more than that many of
 //! these statements however varied the queries.
+//!
+//! Kept, a statement is still planned again on every execution with its values (a
+//! custom plan): PostgreSQL keeps to custom plans while they look cheaper than its
+//! generic one, and planning, mostly pruning the weekly partitions of `points` for the
+//! raw branches, is most of a day-level statement's cost. Inside [`read_snapshot`], kept
+//! statements run on their generic plan (planned once per connection; partitions are
+//! pruned at execution from the bound values), and every other statement (a text not
+//! admitted, or one made with [`Statement::unprepared`]: the raw path's scans over
+//! years of points, whose plans depend on the values) on custom plans as usual.
 
 use chrono::{DateTime, Utc};
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::pg::{Pg, PgConnection};
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+use diesel::query_dsl::LoadQuery;
 use diesel::sql_types::{Array, Integer, Text, Timestamptz, Untyped, Uuid as SqlUuid};
 use diesel::{QueryResult, RunQueryDsl};
+use std::cell::Cell;
 use std::collections::HashSet;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Mutex;
@@ -53,15 +65,90 @@ impl Statement {
         }
     }
 
+    /// A statement never kept prepared, planned with its values on every execution.
+    pub fn unprepared(sql: &str) -> Self {
+        Statement {
+            pieces: split(sql),
+            binds: Vec::new(),
+            cache: false,
+        }
+    }
+
     /// Binds the next value (`$1` first).
     pub fn bind(mut self, value: Bind) -> Self {
         self.binds.push(value);
         self
     }
 
-    /// Whether the connection keeps this statement prepared.
-    pub fn cached(&self) -> bool {
-        self.cache
+    /// Runs the statement and reads its rows, switching the transaction's plan mode
+    /// first if [`read_snapshot`] runs it and the mode does not suit it.
+    pub fn load<U>(self, conn: &mut PgConnection) -> QueryResult<Vec<U>>
+    where
+        Self: LoadQuery<'static, PgConnection, U>,
+    {
+        GENERIC_PLANS.with(|mode| -> QueryResult<()> {
+            match mode.get() {
+                Some(generic) if generic != self.cache => {
+                    conn.batch_execute(if self.cache { GENERIC } else { CUSTOM })?;
+                    mode.set(Some(self.cache));
+                    Ok(())
+                }
+                _ => Ok(()),
+            }
+        })?;
+        RunQueryDsl::load(self, conn)
+    }
+}
+
+/// Generic plans, without parallel workers: a generic plan cannot tell an hour of
+/// points from two years, and starting workers costs more than a day-level statement.
+const GENERIC: &str =
+    "SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL max_parallel_workers_per_gather = 0";
+/// PostgreSQL's defaults back: custom plans, workers where they pay.
+const CUSTOM: &str =
+    "SET LOCAL plan_cache_mode = DEFAULT; SET LOCAL max_parallel_workers_per_gather = DEFAULT";
+
+thread_local! {
+    /// Inside [`read_snapshot`] (which runs on one thread from start to end): whether
+    /// its transaction runs prepared statements on generic plans now.
+    static GENERIC_PLANS: Cell<Option<bool>> = const { Cell::new(None) };
+}
+
+/// Clears [`GENERIC_PLANS`] however [`read_snapshot`] ends.
+struct PlanMode;
+
+impl Drop for PlanMode {
+    fn drop(&mut self) {
+        GENERIC_PLANS.with(|mode| mode.set(None));
+    }
+}
+
+/// Runs `f` in one read-only repeatable-read transaction, so that all its statements
+/// see one snapshot, with kept statements on their generic plans (see the module).
+pub fn read_snapshot<T, E>(
+    conn: &mut PgConnection,
+    f: impl FnOnce(&mut PgConnection) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<diesel::result::Error>,
+{
+    AnsiTransactionManager::begin_transaction_sql(
+        conn,
+        &format!("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; {GENERIC}"),
+    )?;
+    GENERIC_PLANS.with(|mode| mode.set(Some(true)));
+    let _mode = PlanMode;
+    match f(conn) {
+        Ok(value) => {
+            AnsiTransactionManager::commit_transaction(conn)?;
+            Ok(value)
+        }
+        Err(e) => {
+            // As diesel's own transactions: the error that ended the work is the one
+            // reported (a connection left in a transaction is dropped by the pool).
+            let _ = AnsiTransactionManager::rollback_transaction(conn);
+            Err(e)
+        }
     }
 }
 

@@ -9,7 +9,7 @@
 //!   `agg_func=last`, the number of points with `count` (the seed's behaviour).
 
 use crate::db::aggregates::{self, Selection};
-use crate::db::rollups;
+use crate::db::{prepared, rollups};
 use crate::domain::interval::Interval;
 use crate::domain::query::{AggFunc, Fill, SeriesPatterns};
 use crate::domain::rollup_plan::{Plan, hour_of};
@@ -182,10 +182,7 @@ pub fn run(
     snapshot: &Snapshot,
     q: &TimeseriesQuery,
 ) -> Result<QueryResponse, ApiError> {
-    conn.build_transaction()
-        .repeatable_read()
-        .read_only()
-        .run(|conn| run_in_snapshot(conn, snapshot, q))
+    prepared::read_snapshot(conn, |conn| run_in_snapshot(conn, snapshot, q))
 }
 
 fn run_in_snapshot(
