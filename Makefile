@@ -55,4 +55,5 @@ bench-ingest: build ## ingest benchmark; rewrites its section of BENCHMARKS.md
 	bash benches/ingest.sh
 
 bench-query: build ## query benchmark on 10 M points; rewrites its section of BENCHMARKS.md
+	$(CARGO) build --release --example mixed_load
 	bash benches/query.sh

@@ -108,7 +108,7 @@ fn next_request(rng: &mut SplitMix64, args: &Args, now: DateTime<Utc>) -> (bool,
 }
 
 async fn worker(client: Client, args: Rc<Args>, totals: Rc<Totals>, seed: u64, stop: Instant) {
-    let mut rng = SplitMix64::new(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x6d69_7865_64);
+    let mut rng = SplitMix64::new(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x6D69_7865);
     let now = Utc::now();
     // Paced: this client's n-th request is due at begin + n * gap (clients offset).
     let gap = args
