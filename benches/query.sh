@@ -241,7 +241,7 @@ roll += [
     "",
     f"Paced latencies are measured from each request's scheduled time, so queueing behind a slow answer counts. Server peak RSS (rollup run, both mixed loads included): {rss2} MB.",
     "",
-    f"Where the CPU went during the saturating run: {mixed_cpu}. The client is `examples/mixed_load.rs` on one thread (before 2026-11-24 23:30, benches/mixed_load.py, which took ~0.15 cores and queued behind its GIL).",
+    f"Where the CPU went during the saturating run: {mixed_cpu}. The client is `examples/mixed_load.rs` on one thread (before commit 5a05478, benches/mixed_load.py, which took ~0.15 cores and queued behind its GIL).",
     "",
     "Targets (issue 8/8): month avg p50 <= 5 ms; session.* month p50 <= 10 ms; day over 90 days p50 <= 5 ms; each <= 0.3 x plain SQL; mixed load zero errors, query p99 <= 50 ms, lag <= 5 s; RSS < 300 MB.",
     "",

@@ -31,10 +31,13 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Mutex;
 use uuid::Uuid;
 
-/// The most statement texts a process admits.
-pub const MAX_TEXTS: usize = 256;
+/// The most statement texts a process admits. A kept generic plan is large on the
+/// PostgreSQL side (~2 MB per connection for a plan with two raw branches over two years
+/// of weekly partitions), so this bounds that memory too: a handful of texts serve the
+/// usual query shapes, and texts past the bound run as before, planned each time.
+pub const MAX_TEXTS: usize = 16;
 /// The most texts remembered as seen once (the set is cleared when full).
-const MAX_SEEN: usize = 4 * MAX_TEXTS;
+const MAX_SEEN: usize = 64 * MAX_TEXTS;
 
 /// One bound value.
 #[derive(Debug, Clone)]
