@@ -247,16 +247,9 @@ fn spawn_background_jobs(
             run: Arc::new({
                 let cursor = std::sync::Mutex::new(crate::db::rollups::Cursor::default());
                 move |conn| {
-                    let started = std::time::Instant::now();
-                    let mut refreshed = 0;
                     let mut cursor = cursor.lock().unwrap_or_else(|e| e.into_inner());
-                    loop {
-                        let r = crate::db::rollups::refresh_from(conn, ROLLUP_BATCH, &mut cursor)?;
-                        refreshed += r.hours;
-                        if r.rows < ROLLUP_BATCH as usize || started.elapsed() >= budget {
-                            break;
-                        }
-                    }
+                    let refreshed =
+                        crate::db::rollups::refresh_run(conn, ROLLUP_BATCH, &mut cursor, budget)?;
                     Ok(if refreshed > 0 {
                         format!("{refreshed} hours refreshed")
                     } else {

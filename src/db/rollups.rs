@@ -253,6 +253,27 @@ pub fn refresh(conn: &mut PgConnection, limit: i64) -> QueryResult<usize> {
     Ok(refresh_from(conn, limit, &mut Cursor::default())?.hours)
 }
 
+/// One run of the rollup job: batches of up to `batch` invalidation rows from `cursor`
+/// until a batch comes back short of rows (nothing else pending) or the run has spent
+/// `budget`. Counting rows, not keys, matters: a hot hour has one row per write, so a full
+/// batch can hold few keys while much more is pending. Returns the hours refreshed.
+pub fn refresh_run(
+    conn: &mut PgConnection,
+    batch: i64,
+    cursor: &mut Cursor,
+    budget: std::time::Duration,
+) -> QueryResult<usize> {
+    let started = std::time::Instant::now();
+    let mut hours = 0;
+    loop {
+        let r = refresh_from(conn, batch, cursor)?;
+        hours += r.hours;
+        if r.rows < usize::try_from(batch).unwrap_or(0) || started.elapsed() >= budget {
+            return Ok(hours);
+        }
+    }
+}
+
 /// What one refresh did.
 #[derive(Debug, Clone, Copy)]
 pub struct Refreshed {

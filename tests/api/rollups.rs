@@ -510,3 +510,36 @@ async fn repeated_plans_run_prepared_exactly_and_their_number_is_bounded() {
         seriesd::db::prepared::MAX_TEXTS as i64
     );
 }
+
+#[actix_web::test]
+async fn a_job_run_goes_on_while_batches_are_full_of_one_hours_writes() {
+    let app = uncached_app_refreshed_by_hand().await;
+    let user = Uuid::new_v4();
+    // Three hours, each written four times (four invalidation rows per hour).
+    for hour in ["10", "11", "12"] {
+        for k in 0..4 {
+            let body = json!({"user_id": user, "session_id": Uuid::new_v4(), "data": [
+                {"series": "session.gut_health_score", "time": format!("2025-01-05T{hour}:0{k}:00Z"), "value": {"value": k}}
+            ]});
+            assert_eq!(app.post("/api/sessions/", &body).await.0, 201);
+        }
+    }
+    let mut conn = app.conn();
+    // Batches of four rows: each holds one hour's writes, a full batch of one key.
+    let hours = rollups::refresh_run(
+        &mut conn,
+        4,
+        &mut rollups::Cursor::default(),
+        std::time::Duration::from_secs(60),
+    )
+    .unwrap();
+    assert_eq!(hours, 3);
+    let (status, r) = app
+        .get(&format!(
+            "/api/timeseries/?user_id={user}&series=session.gut_health_score&interval=day&agg_func=count&start_time=2025-01-05&end_time=2025-01-05T23:59:59.999999Z"
+        ))
+        .await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["metadata"]["source"], "rollup");
+    assert_eq!(r["results"][0]["value"], json!(12));
+}
