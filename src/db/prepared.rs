@@ -127,19 +127,29 @@ impl Drop for PlanMode {
 }
 
 /// Runs `f` in one read-only repeatable-read transaction, so that all its statements
-/// see one snapshot, with kept statements on their generic plans (see the module).
+/// see one snapshot, with kept statements on their generic plans (see the module);
+/// `generic`: start in that mode (when kept statements are expected), else in
+/// PostgreSQL's default one.
 pub fn read_snapshot<T, E>(
     conn: &mut PgConnection,
+    generic: bool,
     f: impl FnOnce(&mut PgConnection) -> Result<T, E>,
 ) -> Result<T, E>
 where
     E: From<diesel::result::Error>,
 {
-    AnsiTransactionManager::begin_transaction_sql(
-        conn,
-        &format!("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; {GENERIC}"),
-    )?;
-    GENERIC_PLANS.with(|mode| mode.set(Some(true)));
+    let mode = if generic { GENERIC } else { CUSTOM };
+    let begin = format!("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; {mode}");
+    if let Err(e) = AnsiTransactionManager::begin_transaction_sql(conn, &begin) {
+        // BEGIN may have run before a later statement failed: never hand the pool a
+        // connection inside a transaction diesel does not know of (but leave alone one
+        // diesel already had open).
+        if !matches!(e, diesel::result::Error::AlreadyInTransaction) {
+            let _ = conn.batch_execute("ROLLBACK");
+        }
+        return Err(e.into());
+    }
+    GENERIC_PLANS.with(|m| m.set(Some(generic)));
     let _mode = PlanMode;
     match f(conn) {
         Ok(value) => {

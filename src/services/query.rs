@@ -182,7 +182,8 @@ pub fn run(
     snapshot: &Snapshot,
     q: &TimeseriesQuery,
 ) -> Result<QueryResponse, ApiError> {
-    prepared::read_snapshot(conn, |conn| run_in_snapshot(conn, snapshot, q))
+    // Rollups on: the combining statements, kept prepared, come first.
+    prepared::read_snapshot(conn, q.rollups, |conn| run_in_snapshot(conn, snapshot, q))
 }
 
 fn run_in_snapshot(
