@@ -40,12 +40,32 @@ impl Selection {
             Interval::Fixed(w) => format!(
                 "date_bin('{w} seconds'::interval, {column}, '2000-01-03T00:00:00Z'::timestamptz)"
             ),
+            _ => self.bucket_sql_param(column, tz_param),
+        }
+    }
+
+    /// The bucket expression over a timestamp column, with what varies bound as
+    /// `param` ([`Selection::bucket_param`]): the zone of calendar buckets, the width of
+    /// fixed ones (one statement text serves every width).
+    pub fn bucket_sql_param(&self, column: &str, param: &str) -> String {
+        match self.interval {
+            Interval::Fixed(_) => format!(
+                "date_bin({param}::interval, {column}, '2000-01-03T00:00:00Z'::timestamptz)"
+            ),
             Interval::Calendar(unit) if self.tz == "UTC" => {
                 format!("date_trunc('{}', {column})", unit.sql_field())
             }
             Interval::Calendar(unit) => {
-                format!("date_trunc('{}', {column}, {tz_param})", unit.sql_field())
+                format!("date_trunc('{}', {column}, {param})", unit.sql_field())
             }
+        }
+    }
+
+    /// The value [`Selection::bucket_sql_param`] binds: the zone name, or the width.
+    pub fn bucket_param(&self) -> String {
+        match self.interval {
+            Interval::Fixed(w) => format!("{w} seconds"),
+            Interval::Calendar(_) => self.tz.clone(),
         }
     }
 

@@ -20,9 +20,9 @@
 
 use chrono::{DateTime, Utc};
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::deserialize::QueryableByName;
 use diesel::pg::{Pg, PgConnection};
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
-use diesel::query_dsl::LoadQuery;
 use diesel::sql_types::{Array, Integer, Text, Timestamptz, Untyped, Uuid as SqlUuid};
 use diesel::{QueryResult, RunQueryDsl};
 use std::cell::Cell;
@@ -87,7 +87,7 @@ impl Statement {
     /// first if [`read_snapshot`] runs it and the mode does not suit it.
     pub fn load<U>(self, conn: &mut PgConnection) -> QueryResult<Vec<U>>
     where
-        Self: LoadQuery<'static, PgConnection, U>,
+        U: QueryableByName<Pg> + 'static,
     {
         GENERIC_PLANS.with(|mode| -> QueryResult<()> {
             match mode.get() {
@@ -99,9 +99,13 @@ impl Statement {
                 _ => Ok(()),
             }
         })?;
-        RunQueryDsl::load(self, conn)
+        RunQueryDsl::load(Run(self), conn)
     }
 }
+
+/// A [`Statement`] being run: only [`Statement::load`] runs one, so that no statement
+/// bypasses the plan mode switch.
+struct Run(Statement);
 
 /// Generic plans, without parallel workers: a generic plan cannot tell an hour of
 /// points from two years, and starting workers costs more than a day-level statement.
@@ -117,12 +121,12 @@ thread_local! {
     static GENERIC_PLANS: Cell<Option<bool>> = const { Cell::new(None) };
 }
 
-/// Clears [`GENERIC_PLANS`] however [`read_snapshot`] ends.
-struct PlanMode;
+/// Puts [`GENERIC_PLANS`] back as it was however [`read_snapshot`] ends.
+struct PlanMode(Option<bool>);
 
 impl Drop for PlanMode {
     fn drop(&mut self) {
-        GENERIC_PLANS.with(|mode| mode.set(None));
+        GENERIC_PLANS.with(|mode| mode.set(self.0));
     }
 }
 
@@ -141,16 +145,15 @@ where
     let mode = if generic { GENERIC } else { CUSTOM };
     let begin = format!("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; {mode}");
     if let Err(e) = AnsiTransactionManager::begin_transaction_sql(conn, &begin) {
-        // BEGIN may have run before a later statement failed: never hand the pool a
-        // connection inside a transaction diesel does not know of (but leave alone one
-        // diesel already had open).
-        if !matches!(e, diesel::result::Error::AlreadyInTransaction) {
+        // The server ran BEGIN, then a later statement failed: never hand the pool a
+        // connection inside a transaction diesel does not know of. (Other errors come
+        // before anything is sent, e.g. a transaction diesel already has open.)
+        if matches!(e, diesel::result::Error::DatabaseError(..)) {
             let _ = conn.batch_execute("ROLLBACK");
         }
         return Err(e.into());
     }
-    GENERIC_PLANS.with(|m| m.set(Some(generic)));
-    let _mode = PlanMode;
+    let _mode = PlanMode(GENERIC_PLANS.with(|m| m.replace(Some(generic))));
     match f(conn) {
         Ok(value) => {
             AnsiTransactionManager::commit_transaction(conn)?;
@@ -217,26 +220,27 @@ fn admit(sql: &str) -> bool {
     false
 }
 
-impl QueryId for Statement {
+impl QueryId for Run {
     type QueryId = ();
     const HAS_STATIC_QUERY_ID: bool = false;
 }
 
-impl Query for Statement {
+impl Query for Run {
     type SqlType = Untyped;
 }
 
-impl RunQueryDsl<PgConnection> for Statement {}
+impl RunQueryDsl<PgConnection> for Run {}
 
-impl QueryFragment<Pg> for Statement {
+impl QueryFragment<Pg> for Run {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        if !self.cache {
+        let Run(this) = self;
+        if !this.cache {
             out.unsafe_to_cache_prepared();
         }
-        for (text, bind) in &self.pieces {
+        for (text, bind) in &this.pieces {
             out.push_sql(text);
             let Some(i) = bind else { continue };
-            match self.binds.get(*i) {
+            match this.binds.get(*i) {
                 Some(Bind::Uuid(v)) => out.push_bind_param::<SqlUuid, _>(v)?,
                 Some(Bind::Ints(v)) => out.push_bind_param::<Array<Integer>, _>(v)?,
                 Some(Bind::Text(v)) => out.push_bind_param::<Text, _>(v)?,

@@ -485,14 +485,16 @@ pub fn supports(agg: AggFunc) -> bool {
 const SEPARATE_SPANS: usize = 6;
 
 /// The statement reading one plan: `SELECT`s over daily rows, hourly rows and raw points
-/// joined by `UNION ALL`, and their binds: `$1` user, `$2` series, `$3` the zone, then the
-/// spans' bounds. Each span gets its own `SELECT` with its bounds as the index condition
+/// joined by `UNION ALL`, and their binds: `$1` user, `$2` series, `$3` the zone or the
+/// width, then the spans' bounds. Each span gets its own `SELECT` with its bounds as the index condition
 /// (and, on `points`, as the partition pruning bounds); past [`SEPARATE_SPANS`], the
 /// remaining spans share one `SELECT` bounded by their first start and last end.
 struct PlanQuery<'a> {
     sel: &'a Selection,
     branches: Vec<String>,
     times: Vec<DateTime<Utc>>,
+    /// Whether the statement may be kept prepared (see [`super::prepared`]).
+    keep: bool,
 }
 
 impl<'a> PlanQuery<'a> {
@@ -501,6 +503,7 @@ impl<'a> PlanQuery<'a> {
             sel,
             branches: Vec::new(),
             times: Vec::new(),
+            keep: true,
         }
     }
 
@@ -513,7 +516,7 @@ impl<'a> PlanQuery<'a> {
     /// Adds the branches over `table` (time column `column`) for `spans`; `select` names
     /// the columns, `{bucket}` standing for the bucket expression.
     fn branch(&mut self, spans: &[Span], table: &str, column: &str, select: &str, extra: &str) {
-        let select = select.replace("{bucket}", &self.sel.bucket_sql_over(column, "$3"));
+        let select = select.replace("{bucket}", &self.sel.bucket_sql_param(column, "$3"));
         let (separate, shared) = if spans.len() > SEPARATE_SPANS {
             spans.split_at(SEPARATE_SPANS - 1)
         } else {
@@ -527,6 +530,9 @@ impl<'a> PlanQuery<'a> {
             ));
         }
         if let (Some(first), Some(last)) = (shared.first(), shared.last()) {
+            // Its text varies with the number of spans (a backlog of hours awaiting
+            // refresh): not worth one of the few kept statements.
+            self.keep = false;
             let (lo, hi) = (self.param(first.0), self.param(last.1));
             let any: Vec<String> = shared
                 .iter()
@@ -566,10 +572,15 @@ impl<'a> PlanQuery<'a> {
     }
 
     fn bind(&self, sql: String) -> Statement {
-        let mut q = Statement::new(&sql)
+        let q = if self.keep {
+            Statement::new(&sql)
+        } else {
+            Statement::unprepared(&sql)
+        };
+        let mut q = q
             .bind(Bind::Uuid(self.sel.user_id))
             .bind(Bind::Ints(self.sel.series_ids.clone()))
-            .bind(Bind::Text(self.sel.tz.clone()));
+            .bind(Bind::Text(self.sel.bucket_param()));
         for t in &self.times {
             q = q.bind(Bind::Time(*t));
         }

@@ -465,7 +465,7 @@ async fn repeated_plans_run_prepared_exactly_and_their_number_is_bounded() {
     let mut conn = app.conn();
     rollups::refresh(&mut conn, 1000).unwrap();
     let snapshot = Catalogue::new().reload(&mut conn).unwrap();
-    let query = |start_hour: i64, interval: Interval| TimeseriesQuery {
+    let query = |start_hour: i64, interval: Interval, agg: AggFunc| TimeseriesQuery {
         user_id: user,
         session_id: None,
         patterns: SeriesPatterns::parse("session.gut_health_score").unwrap(),
@@ -473,36 +473,49 @@ async fn repeated_plans_run_prepared_exactly_and_their_number_is_bounded() {
         // Partial edge hours: every plan has raw branches as well as rollup ones.
         start: Utc.with_ymd_and_hms(2025, 3, 1, 0, 10, 0).unwrap() + TimeDelta::hours(start_hour),
         end: Utc.with_ymd_and_hms(2025, 3, 2, 23, 50, 0).unwrap() + TimeDelta::hours(start_hour),
-        agg: Some(AggFunc::Avg),
+        agg: Some(agg),
         tz: Tz::UTC,
         fill: Fill::None,
         smooth: None,
         rollups: true,
     };
-    // The same plan shape with other bound times, asked more often than PostgreSQL's
-    // five custom plans before it may switch to a generic one: every answer is still
-    // the raw path's.
-    for start_hour in [
-        0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18,
-    ] {
+    // The same plan shape with other bound times and bucket widths (the width is bound
+    // too), asked more often than PostgreSQL's five custom plans before it may switch
+    // to a generic one: every answer is still the raw path's, and one statement serves.
+    for start_hour in 0..21 {
+        let width = Interval::Fixed([3, 6, 12][start_hour as usize % 3] * 3600);
         let source = assert_same_answers(
             &mut conn,
             &snapshot,
-            &query(start_hour, Interval::Fixed(3 * 3600)),
+            &query(start_hour, width, AggFunc::Avg),
         );
         assert_eq!(source, "rollup+raw");
     }
     assert_eq!(prepared_plans(&mut conn), 1);
-    // Many plan texts (one per bucket width), each asked twice: the connection keeps no
-    // more of them prepared than the process admits.
-    for hours in 1..=(seriesd::db::prepared::MAX_TEXTS as i64 + 20) {
-        for _ in 0..2 {
-            query::run(
-                &mut conn,
-                &snapshot,
-                &query(0, Interval::Fixed(hours * 3600)),
-            )
-            .unwrap();
+    // Many plan texts (aggregates x bucket units), each asked twice: the connection
+    // keeps no more of them prepared than the process admits. (nextest runs each test
+    // in its own process, so the admitted texts are this test's.)
+    let aggs = [
+        AggFunc::Avg,
+        AggFunc::Min,
+        AggFunc::Max,
+        AggFunc::Sum,
+        AggFunc::First,
+        AggFunc::Last,
+        AggFunc::Count,
+    ];
+    let units = ["hour", "day", "week", "month", "quarter", "year"];
+    assert!(aggs.len() * units.len() > seriesd::db::prepared::MAX_TEXTS);
+    for agg in aggs {
+        for unit in units {
+            for _ in 0..2 {
+                query::run(
+                    &mut conn,
+                    &snapshot,
+                    &query(0, Interval::parse(unit).unwrap(), agg),
+                )
+                .unwrap();
+            }
         }
     }
     assert_eq!(
