@@ -240,9 +240,9 @@ fn spawn_background_jobs(
             lock_key: crate::db::rollups::REFRESH_LOCK,
             period: settings.rollup_period,
             quiet: true,
-            // Batches of ROLLUP_BATCH hours until nothing is pending or the run has used
-            // its budget: under a write burst the job takes a bounded share of the CPU
-            // (answers stay exact meanwhile: hours awaiting refresh are read raw).
+            // Batches until nothing is pending or the run has used its budget (see
+            // rollups::refresh_run): under a write burst the job takes a bounded share of
+            // the CPU (answers stay exact meanwhile: hours awaiting refresh are read raw).
             // The sweep's cursor lives across runs (see rollups::Cursor).
             run: Arc::new({
                 let cursor = std::sync::Mutex::new(crate::db::rollups::Cursor::default());

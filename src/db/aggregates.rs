@@ -6,6 +6,7 @@ use crate::domain::interval::Interval;
 use crate::domain::query::AggFunc;
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
+use diesel::pg::data_types::PgInterval;
 use diesel::prelude::*;
 use diesel::sql_types::{Double, Integer, Nullable, Text, Timestamptz};
 use uuid::Uuid;
@@ -26,32 +27,22 @@ pub struct Selection {
 }
 
 impl Selection {
-    /// The bucket expression over `{p}time`; the zone is bound as `$5`.
+    /// The bucket expression over `{p}time`, with the zone or width bound as `$5`.
     fn bucket_sql(&self, p: &str) -> String {
-        self.bucket_sql_over(&format!("{p}time"), "$5")
-    }
-
-    /// The bucket expression over a timestamp column; the zone is the parameter
-    /// `tz_param` (calendar buckets only). In UTC, calendar buckets use the session's
-    /// zone, which every service connection sets to UTC (`db::SessionSetup`): it saves
-    /// looking the zone up by name for every row (~30% of a month-level scan).
-    pub fn bucket_sql_over(&self, column: &str, tz_param: &str) -> String {
-        match self.interval {
-            Interval::Fixed(w) => format!(
-                "date_bin('{w} seconds'::interval, {column}, '2000-01-03T00:00:00Z'::timestamptz)"
-            ),
-            _ => self.bucket_sql_param(column, tz_param),
-        }
+        self.bucket_sql_param(&format!("{p}time"), "$5")
     }
 
     /// The bucket expression over a timestamp column, with what varies bound as
     /// `param` ([`Selection::bucket_param`]): the zone of calendar buckets, the width of
-    /// fixed ones (one statement text serves every width).
+    /// fixed ones (one statement text serves every width). In UTC, calendar buckets use
+    /// the session's zone, which every service connection sets to UTC
+    /// (`db::SessionSetup`): it saves looking the zone up by name for every row (~30% of
+    /// a month-level scan).
     pub fn bucket_sql_param(&self, column: &str, param: &str) -> String {
         match self.interval {
-            Interval::Fixed(_) => format!(
-                "date_bin({param}::interval, {column}, '2000-01-03T00:00:00Z'::timestamptz)"
-            ),
+            Interval::Fixed(_) => {
+                format!("date_bin({param}, {column}, '2000-01-03T00:00:00Z'::timestamptz)")
+            }
             Interval::Calendar(unit) if self.tz == "UTC" => {
                 format!("date_trunc('{}', {column})", unit.sql_field())
             }
@@ -61,11 +52,14 @@ impl Selection {
         }
     }
 
-    /// The value [`Selection::bucket_sql_param`] binds: the zone name, or the width.
-    pub fn bucket_param(&self) -> String {
+    /// The value [`Selection::bucket_sql_param`] binds: the zone name, or the width (as
+    /// an interval: a text cast to one in the statement would be parsed for every row).
+    pub fn bucket_param(&self) -> Bind {
         match self.interval {
-            Interval::Fixed(w) => format!("{w} seconds"),
-            Interval::Calendar(_) => self.tz.clone(),
+            Interval::Fixed(w) => {
+                Bind::Interval(PgInterval::from_microseconds(w.saturating_mul(1_000_000)))
+            }
+            Interval::Calendar(_) => Bind::Text(self.tz.clone()),
         }
     }
 
@@ -88,7 +82,7 @@ impl Selection {
             .bind(Bind::Ints(self.series_ids.clone()))
             .bind(Bind::Time(self.start))
             .bind(Bind::Time(self.end))
-            .bind(Bind::Text(self.tz.clone()));
+            .bind(self.bucket_param());
         match self.session_id {
             Some(s) => q.bind(Bind::Uuid(s)),
             None => q,

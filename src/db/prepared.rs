@@ -21,9 +21,10 @@
 use chrono::{DateTime, Utc};
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::deserialize::QueryableByName;
+use diesel::pg::data_types::PgInterval;
 use diesel::pg::{Pg, PgConnection};
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
-use diesel::sql_types::{Array, Integer, Text, Timestamptz, Untyped, Uuid as SqlUuid};
+use diesel::sql_types::{Array, Integer, Interval, Text, Timestamptz, Untyped, Uuid as SqlUuid};
 use diesel::{QueryResult, RunQueryDsl};
 use std::cell::Cell;
 use std::collections::HashSet;
@@ -46,6 +47,7 @@ pub enum Bind {
     Ints(Vec<i32>),
     Text(String),
     Time(DateTime<Utc>),
+    Interval(PgInterval),
 }
 
 /// A statement whose text refers to its values as `$1`, `$2`, ... (each any number of
@@ -60,11 +62,11 @@ pub struct Statement {
 }
 
 impl Statement {
+    /// A statement kept prepared once [`admit`] lets its text in.
     pub fn new(sql: &str) -> Self {
         Statement {
-            pieces: split(sql),
-            binds: Vec::new(),
             cache: admit(sql),
+            ..Self::unprepared(sql)
         }
     }
 
@@ -245,6 +247,7 @@ impl QueryFragment<Pg> for Run {
                 Some(Bind::Ints(v)) => out.push_bind_param::<Array<Integer>, _>(v)?,
                 Some(Bind::Text(v)) => out.push_bind_param::<Text, _>(v)?,
                 Some(Bind::Time(v)) => out.push_bind_param::<Timestamptz, _>(v)?,
+                Some(Bind::Interval(v)) => out.push_bind_param::<Interval, _>(v)?,
                 None => {
                     return Err(diesel::result::Error::QueryBuilderError(
                         format!("no value bound for ${}", i + 1).into(),

@@ -486,9 +486,10 @@ const SEPARATE_SPANS: usize = 6;
 
 /// The statement reading one plan: `SELECT`s over daily rows, hourly rows and raw points
 /// joined by `UNION ALL`, and their binds: `$1` user, `$2` series, `$3` the zone or the
-/// width, then the spans' bounds. Each span gets its own `SELECT` with its bounds as the index condition
-/// (and, on `points`, as the partition pruning bounds); past [`SEPARATE_SPANS`], the
-/// remaining spans share one `SELECT` bounded by their first start and last end.
+/// width, then the spans' bounds. Each span gets its own `SELECT` with its bounds as the
+/// index condition (and, on `points`, as the partition pruning bounds); past
+/// [`SEPARATE_SPANS`], the remaining spans share one `SELECT` bounded by their first
+/// start and last end.
 struct PlanQuery<'a> {
     sel: &'a Selection,
     branches: Vec<String>,
@@ -580,7 +581,7 @@ impl<'a> PlanQuery<'a> {
         let mut q = q
             .bind(Bind::Uuid(self.sel.user_id))
             .bind(Bind::Ints(self.sel.series_ids.clone()))
-            .bind(Bind::Text(self.sel.bucket_param()));
+            .bind(self.sel.bucket_param());
         for t in &self.times {
             q = q.bind(Bind::Time(*t));
         }
