@@ -73,7 +73,7 @@ done
 CATCHUP="$pending_at_start $(awk -v a="$catchup_start" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}')"
 echo "caught up: $CATCHUP (hours, seconds)" >&2
 stop_server
-psql "$DATABASE_URL" -qAtc "VACUUM ANALYZE points" -c "VACUUM ANALYZE rollup_hourly" -c "VACUUM ANALYZE rollup_daily" \
+psql "$DATABASE_URL" -qAtc "VACUUM ANALYZE points" -c "VACUUM ANALYZE rollup_invalidations" -c "VACUUM ANALYZE rollup_hourly" -c "VACUUM ANALYZE rollup_daily" \
     -c "VACUUM ANALYZE rollup_values_hourly" -c "VACUUM ANALYZE rollup_values_daily" \
     -c "VACUUM ANALYZE rollup_monthly" -c "VACUUM ANALYZE rollup_values_monthly" >/dev/null
 # The raw path first (issue 3/8's comparison): rollups off.

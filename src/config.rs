@@ -264,6 +264,8 @@ pub struct Settings {
     pub rollup_period: Duration,
     /// Time the rollup job may spend per run before it waits for the next period.
     pub rollup_budget: Duration,
+    /// How often the rollup job vacuums the tables it churns (`None`: never).
+    pub rollup_vacuum_period: Option<Duration>,
     /// Whether queries may read rollups (false: always raw points).
     pub rollups: bool,
     /// Whether requests need a token.
@@ -364,6 +366,10 @@ impl Settings {
             ),
             rollup_period: Duration::from_millis(env.get_positive("ROLLUP_PERIOD_MS", 1000)?),
             rollup_budget: Duration::from_millis(env.get_positive("ROLLUP_BUDGET_MS", 250)?),
+            rollup_vacuum_period: match env.get::<u64>("ROLLUP_VACUUM_SECS", 60)? {
+                0 => None,
+                n => Some(Duration::from_secs(n)),
+            },
             rollups: env.get_bool("ROLLUPS", true)?,
             auth: env.get("AUTH", AuthMode::Required)?,
             auth_cache_ttl: {

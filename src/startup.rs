@@ -244,17 +244,34 @@ fn spawn_background_jobs(
             // rollups::refresh_run): under a write burst the job takes a bounded share of
             // the CPU (answers stay exact meanwhile: hours awaiting refresh are read raw).
             // The sweep's cursor lives across runs (see rollups::Cursor).
+            // After a run that refreshed something, the tables it churns are vacuumed
+            // when ROLLUP_VACUUM_SECS have passed since they last were (see
+            // rollups::vacuum).
             run: Arc::new({
                 let cursor = std::sync::Mutex::new(crate::db::rollups::Cursor::default());
+                let vacuumed = std::sync::Mutex::new(None::<std::time::Instant>);
+                let vacuum_period = settings.rollup_vacuum_period;
                 move |conn| {
                     let mut cursor = cursor.lock().unwrap_or_else(|e| e.into_inner());
                     let refreshed =
                         crate::db::rollups::refresh_run(conn, ROLLUP_BATCH, &mut cursor, budget)?;
-                    Ok(if refreshed > 0 {
-                        format!("{refreshed} hours refreshed")
-                    } else {
-                        String::new()
-                    })
+                    if refreshed == 0 {
+                        return Ok(String::new());
+                    }
+                    let mut vacuumed = vacuumed.lock().unwrap_or_else(|e| e.into_inner());
+                    let due = match (vacuum_period, *vacuumed) {
+                        (None, _) => false,
+                        (Some(_), None) => true,
+                        (Some(period), Some(at)) => at.elapsed() >= period,
+                    };
+                    if !due {
+                        return Ok(format!("{refreshed} hours refreshed"));
+                    }
+                    crate::db::rollups::vacuum(conn)?;
+                    *vacuumed = Some(std::time::Instant::now());
+                    Ok(format!(
+                        "{refreshed} hours refreshed, rollup tables vacuumed"
+                    ))
                 }
             }),
         },

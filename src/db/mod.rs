@@ -11,6 +11,7 @@ pub mod generations;
 pub mod job_runs;
 pub mod maintenance;
 pub mod metric_types;
+pub mod partials;
 pub mod partitions;
 pub mod points;
 pub mod prepared;

@@ -8,6 +8,7 @@ use super::prepared::{Bind, Statement};
 use crate::domain::query::AggFunc;
 use crate::domain::rollup_plan::{Plan, Span, day_of, month_of, next_month};
 use chrono::{DateTime, Utc};
+use diesel::connection::SimpleConnection;
 use diesel::pg::{Pg, PgConnection};
 use diesel::prelude::*;
 use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
@@ -21,21 +22,6 @@ pub fn invalidate_staged(conn: &mut PgConnection) -> QueryResult<usize> {
         "INSERT INTO rollup_invalidations (user_id, series_id, hour)
          SELECT DISTINCT user_id, series_id, date_bin('1 hour', time, '2000-01-03T00:00:00Z')
          FROM points_staging",
-    )
-    .execute(conn)
-}
-
-/// Records the given (user, series, hour) keys as awaiting refresh, one appended row
-/// each (no unique key: writers never wait on each other or on the rollup job here).
-/// Call inside the writing transaction.
-pub fn invalidate_hours(conn: &mut PgConnection, keys: &[Key]) -> QueryResult<usize> {
-    if keys.is_empty() {
-        return Ok(0);
-    }
-    keyed(
-        "INSERT INTO rollup_invalidations (user_id, series_id, hour)
-         SELECT * FROM unnest($1::uuid[], $2::int[], $3::timestamptz[])",
-        keys,
     )
     .execute(conn)
 }
@@ -274,6 +260,21 @@ pub fn refresh_run(
     }
 }
 
+/// The tables the rollup job deletes from on every run, vacuumed by [`vacuum`].
+const CHURNED: &str = "rollup_invalidations, rollup_hourly, rollup_values_hourly, \
+    rollup_daily, rollup_values_daily, rollup_monthly, rollup_values_monthly";
+
+/// Vacuums the invalidation log and the rollup tables. The job deletes their rows at
+/// every run (the invalidations it took; the current hours, days and months it
+/// recomputed), and their dead versions stay in the way of every query's index scans
+/// until a vacuum: after a bulk load's catch-up, millions of dead invalidations made the
+/// check for hours awaiting refresh read hundreds of index pages per query. Autovacuum
+/// would see to it where it is on, after a while; the job does not depend on it. Lazy
+/// vacuum blocks neither reads nor writes. Call outside a transaction.
+pub fn vacuum(conn: &mut PgConnection) -> QueryResult<()> {
+    conn.batch_execute(&format!("VACUUM {CHURNED}"))
+}
+
 /// What one refresh did.
 #[derive(Debug, Clone, Copy)]
 pub struct Refreshed {
@@ -286,16 +287,22 @@ pub struct Refreshed {
 
 /// Recomputes up to `limit` invalidated hours from raw points, the next ones after
 /// `cursor` in key order (wrapping around), in one transaction, and moves the cursor past
-/// them. Idempotent. Every invalidation row of these hours is deleted
-/// before they are recomputed, each statement seeing what committed before it began: a
-/// write committed before the delete is in the recomputation, and a later one's row
-/// (ingest appends, it never waits for us) stays for the next run.
+/// them. Idempotent.
+///
+/// The transaction is repeatable read: every statement sees the same snapshot, so the
+/// invalidations and hourly rows it deletes (partial rows appended by new sessions
+/// included, see [`super::partials`]) and the points it recomputes the hours from are
+/// those of the same writes. A write committed meanwhile keeps its invalidation and its
+/// appended rows (ingest only appends; it never waits for us), and its points are not in
+/// the recomputation: counted once either way. (Only this job, under its advisory lock,
+/// and the deletions that first wait for it change these rows, so the snapshot never
+/// meets a concurrent update.)
 pub fn refresh_from(
     conn: &mut PgConnection,
     limit: i64,
     cursor: &mut Cursor,
 ) -> QueryResult<Refreshed> {
-    conn.transaction(|conn| {
+    conn.build_transaction().repeatable_read().run(|conn| {
         let mut todo = pending_after(conn, cursor, limit)?;
         if cursor.0.is_some() && (todo.len() as i64) < limit {
             // Wrap around: the hours up to the cursor (those after it are all taken).
@@ -441,22 +448,23 @@ pub fn lag_seconds(conn: &mut PgConnection) -> QueryResult<f64> {
     Ok(lag.seconds.unwrap_or(0.0).max(0.0))
 }
 
-/// The hours of `user`'s `series` in `[from, to)` that await refresh. Built with the
-/// query DSL, so that each connection prepares it once.
+/// The hours of `user`'s `series` in `[from, to)` that await refresh, each with whether
+/// its hourly rows are exact (see [`append_partials`]); an hour may come twice, once
+/// each way. Built with the query DSL, so that each connection prepares it once.
 pub fn pending_hours(
     conn: &mut PgConnection,
     user: Uuid,
     series: &[i32],
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-) -> QueryResult<Vec<DateTime<Utc>>> {
+) -> QueryResult<Vec<(DateTime<Utc>, bool)>> {
     use super::schema::rollup_invalidations::dsl;
     dsl::rollup_invalidations
         .filter(dsl::user_id.eq(user))
         .filter(dsl::series_id.eq_any(series))
         .filter(dsl::hour.ge(from))
         .filter(dsl::hour.lt(to))
-        .select(dsl::hour)
+        .select((dsl::hour, dsl::hourly_exact))
         .distinct()
         .load(conn)
 }

@@ -65,5 +65,6 @@ diesel::table! {
         series_id -> Integer,
         hour -> Timestamptz,
         created_at -> Timestamptz,
+        hourly_exact -> Bool,
     }
 }

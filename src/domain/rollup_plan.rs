@@ -6,13 +6,39 @@
 //! cut into the largest pieces that are whole and fresh: whole UTC months inside the
 //! bucket whose hours are all refreshed, then such whole UTC days, then whole refreshed
 //! hours, then raw points for the rest
-//! (the partial hours at the range's edges and the hours awaiting refresh). A rollup row
-//! is only ever used for a bucket that contains it entirely.
+//! (the partial hours at the range's edges and the hours whose hourly rows are out of
+//! date). A rollup row is only ever used for a bucket that contains it entirely.
+//!
+//! An hour awaits the rollup job in one of two ways (see [`Pending`]): a write that only
+//! added points (new sessions) appended their partial aggregates to the hourly rollups
+//! itself, so the hour is read from its hourly rows and only its day and month are read
+//! by the hour; any other write (a rewrite, a deletion) leaves the hour to raw points.
 
 use super::interval::Interval;
 use chrono::{DateTime, Datelike, Months, NaiveTime, TimeDelta, Utc};
 use chrono_tz::Tz;
 use std::collections::BTreeSet;
+
+/// The hours of a query's range awaiting the rollup job.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Pending {
+    /// Every hour awaiting the job: the daily and monthly rows holding it are out of
+    /// date (its day and month are read by the hour).
+    pub stale: BTreeSet<DateTime<Utc>>,
+    /// The stale hours whose hourly rows do not add up to their points either (a write
+    /// changed or removed points): read from raw points.
+    pub raw: BTreeSet<DateTime<Utc>>,
+}
+
+impl Pending {
+    /// Hours whose hourly rows are all out of date.
+    pub fn raw(hours: BTreeSet<DateTime<Utc>>) -> Pending {
+        Pending {
+            stale: hours.clone(),
+            raw: hours,
+        }
+    }
+}
 
 /// A half-open time range `[from, to)`.
 pub type Span = (DateTime<Utc>, DateTime<Utc>);
@@ -82,7 +108,7 @@ fn push(spans: &mut Vec<Span>, from: DateTime<Utc>, to: DateTime<Utc>) {
 
 impl Plan {
     /// The plan for the range `[start, end)` bucketed by `interval` in `tz`, given the
-    /// hours awaiting refresh. Every bucket boundary must fall on a whole UTC hour (fixed
+    /// hours awaiting the rollup job. Every bucket boundary must fall on a whole UTC hour (fixed
     /// widths that are whole hours, calendar units in zones whose offsets are whole
     /// hours): the caller checks that.
     pub fn new(
@@ -90,7 +116,7 @@ impl Plan {
         tz: Tz,
         start: DateTime<Utc>,
         end: DateTime<Utc>,
-        dirty: &BTreeSet<DateTime<Utc>>,
+        pending: &Pending,
     ) -> Plan {
         let mut plan = Plan::default();
         let mut b = interval.floor(start, tz);
@@ -99,14 +125,14 @@ impl Plan {
             if next <= b {
                 break;
             }
-            plan.bucket(b.max(start), next.min(end), dirty);
+            plan.bucket(b.max(start), next.min(end), pending);
             b = next;
         }
         plan
     }
 
     /// Cuts the part `[s, e)` of one bucket into pieces.
-    fn bucket(&mut self, s: DateTime<Utc>, e: DateTime<Utc>, dirty: &BTreeSet<DateTime<Utc>>) {
+    fn bucket(&mut self, s: DateTime<Utc>, e: DateTime<Utc>, pending: &Pending) {
         let (h0, h1) = (ceil_to(s, HOUR_MICROS), floor_to(e, HOUR_MICROS));
         if h0 >= h1 {
             push(&mut self.raw, s, e);
@@ -115,7 +141,7 @@ impl Plan {
         push(&mut self.raw, s, h0);
         let (d0, d1) = (ceil_to(h0, DAY_MICROS), floor_to(h1, DAY_MICROS));
         if d0 < d1 {
-            self.hours(h0, d0, dirty);
+            self.hours(h0, d0, pending);
             let m0 = if month_of(d0) == d0 {
                 d0
             } else {
@@ -123,35 +149,37 @@ impl Plan {
             };
             let m1 = month_of(d1);
             if m0 < m1 {
-                self.days(d0, m0, dirty);
-                self.months(m0, m1, dirty);
-                self.days(m1, d1, dirty);
+                self.days(d0, m0, pending);
+                self.months(m0, m1, pending);
+                self.days(m1, d1, pending);
             } else {
-                self.days(d0, d1, dirty);
+                self.days(d0, d1, pending);
             }
-            self.hours(d1, h1, dirty);
+            self.hours(d1, h1, pending);
         } else {
-            self.hours(h0, h1, dirty);
+            self.hours(h0, h1, pending);
         }
         push(&mut self.raw, h1, e);
     }
 
-    /// Whole months `[a, b)`: a month with an hour awaiting refresh is read by the day.
-    fn months(&mut self, a: DateTime<Utc>, b: DateTime<Utc>, dirty: &BTreeSet<DateTime<Utc>>) {
-        let stale: BTreeSet<DateTime<Utc>> = dirty.range(a..b).map(|h| month_of(*h)).collect();
+    /// Whole months `[a, b)`: a month with a stale hour is read by the day.
+    fn months(&mut self, a: DateTime<Utc>, b: DateTime<Utc>, pending: &Pending) {
+        let stale: BTreeSet<DateTime<Utc>> =
+            pending.stale.range(a..b).map(|h| month_of(*h)).collect();
         let mut cursor = a;
         for month in stale {
             push(&mut self.months, cursor, month);
             let after = next_month(month);
-            self.days(month, after, dirty);
+            self.days(month, after, pending);
             cursor = after;
         }
         push(&mut self.months, cursor, b);
     }
 
-    /// Whole days `[a, b)`: a day with an hour awaiting refresh is read by the hour.
-    fn days(&mut self, a: DateTime<Utc>, b: DateTime<Utc>, dirty: &BTreeSet<DateTime<Utc>>) {
-        let stale: BTreeSet<DateTime<Utc>> = dirty
+    /// Whole days `[a, b)`: a day with a stale hour is read by the hour.
+    fn days(&mut self, a: DateTime<Utc>, b: DateTime<Utc>, pending: &Pending) {
+        let stale: BTreeSet<DateTime<Utc>> = pending
+            .stale
             .range(a..b)
             .map(|h| floor_to(*h, DAY_MICROS))
             .collect();
@@ -159,16 +187,17 @@ impl Plan {
         for day in stale {
             push(&mut self.days, cursor, day);
             let after = day + TimeDelta::microseconds(DAY_MICROS);
-            self.hours(day, after, dirty);
+            self.hours(day, after, pending);
             cursor = after;
         }
         push(&mut self.days, cursor, b);
     }
 
-    /// Whole hours `[a, b)`: an hour awaiting refresh is read from raw points.
-    fn hours(&mut self, a: DateTime<Utc>, b: DateTime<Utc>, dirty: &BTreeSet<DateTime<Utc>>) {
+    /// Whole hours `[a, b)`: an hour whose hourly rows are out of date is read from raw
+    /// points.
+    fn hours(&mut self, a: DateTime<Utc>, b: DateTime<Utc>, pending: &Pending) {
         let mut cursor = a;
-        for h in dirty.range(a..b) {
+        for h in pending.raw.range(a..b) {
             push(&mut self.hours, cursor, *h);
             let after = *h + TimeDelta::microseconds(HOUR_MICROS);
             push(&mut self.raw, *h, after);
@@ -224,7 +253,7 @@ mod tests {
     fn a_month_range_is_days_with_hour_and_raw_edges() {
         let month = Interval::parse("month").unwrap();
         let (s, e) = (t(1, 10, 30), t(20, 5, 15));
-        let plan = Plan::new(month, Tz::UTC, s, e, &BTreeSet::new());
+        let plan = Plan::new(month, Tz::UTC, s, e, &Pending::default());
         assert_eq!(plan.raw, vec![(s, t(1, 11, 0)), (t(20, 5, 0), e)]);
         assert_eq!(
             plan.hours,
@@ -238,7 +267,7 @@ mod tests {
     fn stale_hours_are_raw_and_their_day_is_read_by_the_hour() {
         let day = Interval::parse("day").unwrap();
         let dirty: BTreeSet<_> = [t(5, 7, 0), t(5, 8, 0)].into();
-        let plan = Plan::new(day, Tz::UTC, t(1, 0, 0), t(10, 0, 0), &dirty);
+        let plan = Plan::new(day, Tz::UTC, t(1, 0, 0), t(10, 0, 0), &Pending::raw(dirty));
         assert_eq!(
             plan.days,
             vec![(t(1, 0, 0), t(5, 0, 0)), (t(6, 0, 0), t(10, 0, 0))]
@@ -252,20 +281,58 @@ mod tests {
     }
 
     #[test]
+    fn hours_of_appended_sessions_are_read_from_hourly_rows_and_their_month_by_the_day() {
+        let month = Interval::parse("month").unwrap();
+        let (s, e) = (ymdh(2024, 1, 1, 0), ymdh(2024, 4, 1, 0));
+        // Feb 10 07:00 holds only appended sessions; Feb 10 09:00 a rewrite.
+        let pending = Pending {
+            stale: [ymdh(2024, 2, 10, 7), ymdh(2024, 2, 10, 9)].into(),
+            raw: [ymdh(2024, 2, 10, 9)].into(),
+        };
+        let plan = Plan::new(month, Tz::UTC, s, e, &pending);
+        assert_eq!(
+            plan.months,
+            vec![
+                (ymdh(2024, 1, 1, 0), ymdh(2024, 2, 1, 0)),
+                (ymdh(2024, 3, 1, 0), ymdh(2024, 4, 1, 0))
+            ]
+        );
+        assert_eq!(
+            plan.days,
+            vec![
+                (ymdh(2024, 2, 1, 0), ymdh(2024, 2, 10, 0)),
+                (ymdh(2024, 2, 11, 0), ymdh(2024, 3, 1, 0))
+            ]
+        );
+        assert_eq!(
+            plan.hours,
+            vec![
+                (ymdh(2024, 2, 10, 0), ymdh(2024, 2, 10, 9)),
+                (ymdh(2024, 2, 10, 10), ymdh(2024, 2, 11, 0))
+            ]
+        );
+        assert_eq!(
+            plan.raw,
+            vec![(ymdh(2024, 2, 10, 9), ymdh(2024, 2, 10, 10))]
+        );
+        assert_eq!(covered(&plan), (s, e));
+    }
+
+    #[test]
     fn days_are_never_split_across_buckets() {
         // New York days start at 05:00Z (04:00Z in summer): no UTC day lies in one.
         let ny: Tz = "America/New_York".parse().unwrap();
         let day = Interval::parse("day").unwrap();
-        let plan = Plan::new(day, ny, t(1, 5, 0), t(8, 5, 0), &BTreeSet::new());
+        let plan = Plan::new(day, ny, t(1, 5, 0), t(8, 5, 0), &Pending::default());
         assert!(plan.days.is_empty());
         assert_eq!(plan.hours, vec![(t(1, 5, 0), t(8, 5, 0))]);
         // 6-hour buckets: hours only.
         let six = Interval::parse("6h").unwrap();
-        let plan = Plan::new(six, Tz::UTC, t(1, 0, 0), t(3, 0, 0), &BTreeSet::new());
+        let plan = Plan::new(six, Tz::UTC, t(1, 0, 0), t(3, 0, 0), &Pending::default());
         assert!(plan.days.is_empty() && plan.raw.is_empty());
         // 2-day buckets from 2000-01-03: whole days.
         let two = Interval::parse("2d").unwrap();
-        let plan = Plan::new(two, Tz::UTC, t(1, 0, 0), t(9, 0, 0), &BTreeSet::new());
+        let plan = Plan::new(two, Tz::UTC, t(1, 0, 0), t(9, 0, 0), &Pending::default());
         assert_eq!(plan.days, vec![(t(1, 0, 0), t(9, 0, 0))]);
     }
 
@@ -278,7 +345,7 @@ mod tests {
         let month = Interval::parse("month").unwrap();
         let s = ymdh(2024, 1, 15, 10) + TimeDelta::minutes(30);
         let e = ymdh(2024, 6, 10, 5) + TimeDelta::minutes(15);
-        let plan = Plan::new(month, Tz::UTC, s, e, &BTreeSet::new());
+        let plan = Plan::new(month, Tz::UTC, s, e, &Pending::default());
         assert_eq!(
             plan.months,
             vec![(ymdh(2024, 2, 1, 0), ymdh(2024, 6, 1, 0))]
@@ -294,7 +361,7 @@ mod tests {
         // An hour awaiting refresh in April: April is read by the day, that day by the
         // hour, that hour raw.
         let dirty: BTreeSet<_> = [ymdh(2024, 4, 7, 3)].into();
-        let plan = Plan::new(month, Tz::UTC, s, e, &dirty);
+        let plan = Plan::new(month, Tz::UTC, s, e, &Pending::raw(dirty));
         assert_eq!(
             plan.months,
             vec![
@@ -323,7 +390,7 @@ mod tests {
         let ny: Tz = "America/New_York".parse().unwrap();
         let year = Interval::parse("year").unwrap();
         let (s, e) = (ymdh(2024, 1, 1, 5), ymdh(2025, 1, 1, 5));
-        let plan = Plan::new(year, ny, s, e, &BTreeSet::new());
+        let plan = Plan::new(year, ny, s, e, &Pending::default());
         assert_eq!(
             plan.months,
             vec![(ymdh(2024, 2, 1, 0), ymdh(2025, 1, 1, 0))]
@@ -332,7 +399,7 @@ mod tests {
         assert_eq!(covered(&plan), (s, e));
         // Weeks never hold a whole month.
         let week = Interval::parse("week").unwrap();
-        let plan = Plan::new(week, Tz::UTC, s, e, &BTreeSet::new());
+        let plan = Plan::new(week, Tz::UTC, s, e, &Pending::default());
         assert!(plan.months.is_empty());
         assert_eq!(covered(&plan), (s, e));
     }
@@ -347,7 +414,13 @@ mod tests {
     #[test]
     fn a_range_inside_one_hour_is_raw() {
         let hour = Interval::parse("hour").unwrap();
-        let plan = Plan::new(hour, Tz::UTC, t(1, 10, 5), t(1, 10, 50), &BTreeSet::new());
+        let plan = Plan::new(
+            hour,
+            Tz::UTC,
+            t(1, 10, 5),
+            t(1, 10, 50),
+            &Pending::default(),
+        );
         assert_eq!(plan.raw, vec![(t(1, 10, 5), t(1, 10, 50))]);
         assert!(!plan.uses_rollups());
     }

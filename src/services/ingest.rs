@@ -8,9 +8,9 @@
 //! request only after that transaction committed. So many small requests share one WAL
 //! flush, and no request is acknowledged before its points are durable.
 
+use crate::db::partials::Partials;
 use crate::db::points::{self, PointKey, PointRow};
 use crate::db::{self, DbPool, generations, partitions::PartitionManager, rollups, sessions};
-use crate::domain::rollup_plan::hour_of;
 use crate::domain::timestamp;
 use crate::error::ApiError;
 use crate::services::catalogue::Snapshot;
@@ -20,7 +20,7 @@ use diesel::pg::PgConnection;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use utoipa::ToSchema;
@@ -581,14 +581,10 @@ fn batch_transaction(
         }
     }
     let counts = if all_new {
-        // In key order, deduplicated.
-        let hours: BTreeSet<rollups::Key> = latest
-            .values()
-            .map(|(_, r)| (r.user_id, r.series_id, hour_of(r.time)))
-            .collect();
-        let hours: Vec<rollups::Key> = hours.into_iter().collect();
-        let counts = points::insert_new(conn, latest.into_values())?;
-        rollups::invalidate_hours(conn, &hours)?;
+        // Only new points: their hours' hourly rollups get them at once.
+        let partials = Partials::of(latest.values().map(|(_, r)| *r));
+        let counts = points::insert_new(conn, latest.values().copied())?;
+        partials.append(conn)?;
         counts
     } else {
         let counts = points::upsert(conn, latest.into_values())?;

@@ -12,7 +12,7 @@ use crate::db::aggregates::{self, Selection};
 use crate::db::{prepared, rollups};
 use crate::domain::interval::Interval;
 use crate::domain::query::{AggFunc, Fill, SeriesPatterns};
-use crate::domain::rollup_plan::{Plan, hour_of};
+use crate::domain::rollup_plan::{Pending, Plan, hour_of};
 use crate::domain::timestamp::format_utc;
 use crate::error::ApiError;
 use crate::services::catalogue::{MetricType, Snapshot};
@@ -21,7 +21,7 @@ use chrono_tz::Tz;
 use diesel::pg::PgConnection;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -205,7 +205,7 @@ fn run_in_snapshot(
     let mut cells: Cells = BTreeMap::new();
     let mut source = Source::default();
     let all_ids: Vec<i32> = matched.iter().map(|t| t.id()).collect();
-    let mut dirty: Option<BTreeSet<DateTime<Utc>>> = None;
+    let mut pending: Option<Pending> = None;
     for ((shape, _), (agg, ids)) in groups {
         let sel = Selection {
             user_id: q.user_id,
@@ -217,8 +217,8 @@ fn run_in_snapshot(
             tz: q.tz.name().to_string(),
         };
         let plan = if rollup_eligible(q, shape, agg) {
-            if dirty.is_none() {
-                dirty = Some(pending_hours(conn, q, &all_ids)?);
+            if pending.is_none() {
+                pending = Some(pending_hours(conn, q, &all_ids)?);
             }
             let end = q.end + TimeDelta::microseconds(1);
             let plan = Plan::new(
@@ -226,7 +226,7 @@ fn run_in_snapshot(
                 q.tz,
                 q.start,
                 end,
-                dirty.as_ref().unwrap_or(&BTreeSet::new()),
+                pending.as_ref().unwrap_or(&Pending::default()),
             );
             (plan.len() <= MAX_PLAN_SPANS).then_some(plan)
         } else {
@@ -433,15 +433,22 @@ fn rollup_eligible(q: &TimeseriesQuery, shape: Shape, agg: AggFunc) -> bool {
     q.rollups && q.session_id.is_none() && agg_ok && interval_ok
 }
 
-/// The hours awaiting refresh of the query's user and series, over its range.
+/// The hours awaiting the rollup job of the query's user and series, over its range.
 fn pending_hours(
     conn: &mut PgConnection,
     q: &TimeseriesQuery,
     series_ids: &[i32],
-) -> Result<BTreeSet<DateTime<Utc>>, ApiError> {
+) -> Result<Pending, ApiError> {
     let end = q.end + TimeDelta::microseconds(1);
-    let hours = rollups::pending_hours(conn, q.user_id, series_ids, hour_of(q.start), end)?;
-    Ok(hours.into_iter().collect())
+    let rows = rollups::pending_hours(conn, q.user_id, series_ids, hour_of(q.start), end)?;
+    let mut pending = Pending::default();
+    for (hour, hourly_exact) in rows {
+        pending.stale.insert(hour);
+        if !hourly_exact {
+            pending.raw.insert(hour);
+        }
+    }
+    Ok(pending)
 }
 
 /// Every bucket from the one holding `start` to the one holding `end`.

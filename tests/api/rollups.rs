@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use seriesd::db::rollups;
 use seriesd::domain::interval::Interval;
 use seriesd::domain::query::{AggFunc, Fill, SeriesPatterns};
-use seriesd::domain::rollup_plan::Plan;
+use seriesd::domain::rollup_plan::{Pending, Plan};
 use seriesd::services::catalogue::{Catalogue, Snapshot};
 use seriesd::services::query::{self, TimeseriesQuery};
 use uuid::Uuid;
@@ -131,9 +131,24 @@ async fn the_rollup_path_answers_exactly_what_raw_points_answer() {
                 })
                 .collect();
             let body = json!({"user_id": user, "session_id": session, "data": data});
-            let (status, resp) = app.post("/api/sessions/", &body).await;
-            assert_eq!(status, 201, "{resp}");
             sessions.push((user, session, body));
+        }
+        // Every other round in one bulk request: one batch of many new sessions, whose
+        // points at a shared time meet in one hour's appended rows (ties to break).
+        let new = &sessions[sessions.len() - 16..];
+        if round % 2 == 0 {
+            let mut ndjson = Vec::new();
+            for (_, _, body) in new {
+                ndjson.extend(serde_json::to_vec(body).unwrap());
+                ndjson.push(b'\n');
+            }
+            let (status, resp) = app.post_raw("/api/sessions/bulk/", ndjson).await;
+            assert_eq!((status, &resp["rejected"]), (200, &json!([])), "{resp}");
+        } else {
+            for (_, _, body) in new {
+                let (status, resp) = app.post("/api/sessions/", body).await;
+                assert_eq!(status, 201, "{resp}");
+            }
         }
         // Rewrites: an old session posted again with other values (last write wins).
         if round > 0 {
@@ -197,7 +212,7 @@ async fn the_rollup_path_answers_exactly_what_raw_points_answer() {
                 smooth: None,
                 rollups: true,
             };
-            let whole = Plan::new(q.interval, q.tz, q.start, q.end, &Default::default());
+            let whole = Plan::new(q.interval, q.tz, q.start, q.end, &Pending::default());
             if !whole.months.is_empty() {
                 month_plans += 1;
             }
@@ -282,6 +297,140 @@ async fn retention_inside_a_month_keeps_the_month_exact() {
     for agg in [AggFunc::Count, AggFunc::Sum, AggFunc::Min] {
         ask(&mut conn, agg);
     }
+}
+
+#[actix_web::test]
+async fn ties_inside_one_batch_break_as_raw_points_break_them() {
+    let app = uncached_app_refreshed_by_hand().await;
+    let mut conn = app.conn();
+    let user = Uuid::new_v4();
+    // Two new sessions in one bulk request (one batch, one appended row per hour): their
+    // points share the first and the last time of the hour, with other values.
+    let (first, last) = ("2025-03-02T10:00:00Z", "2025-03-02T10:59:59Z");
+    let session = |values: [f64; 2], words: [&str; 2]| {
+        json!({"user_id": user, "session_id": Uuid::new_v4(), "data": [
+            {"series": "session.gut_health_score", "time": first, "value": {"value": values[0]}},
+            {"series": "session.gut_health_score", "time": last, "value": {"value": values[1]}},
+            {"series": "session.urine.color", "time": first, "value": {"r": values[0], "g": values[1], "b": 1}},
+            {"series": "session.urine.color", "time": last, "value": {"r": values[1], "g": values[0], "b": 2}},
+            {"series": "session.example.series", "time": first, "value": {"value": words[0]}},
+            {"series": "session.example.series", "time": last, "value": {"value": words[1]}}
+        ]})
+    };
+    let mut ndjson = Vec::new();
+    for body in [
+        session([3.0, 1.0], ["x", "y"]),
+        session([2.0, 5.0], ["z", "w"]),
+    ] {
+        ndjson.extend(serde_json::to_vec(&body).unwrap());
+        ndjson.push(b'\n');
+    }
+    let (status, resp) = app.post_raw("/api/sessions/bulk/", ndjson).await;
+    assert_eq!((status, &resp["rejected"]), (200, &json!([])), "{resp}");
+    let snapshot = Catalogue::new().reload(&mut conn).unwrap();
+    for agg in [AggFunc::First, AggFunc::Last, AggFunc::Count, AggFunc::Sum] {
+        let q = TimeseriesQuery {
+            user_id: user,
+            session_id: None,
+            patterns: SeriesPatterns::parse("session.*").unwrap(),
+            interval: Interval::parse("hour").unwrap(),
+            start: Utc.with_ymd_and_hms(2025, 3, 2, 0, 0, 0).unwrap(),
+            end: Utc.with_ymd_and_hms(2025, 3, 3, 0, 0, 0).unwrap() - TimeDelta::microseconds(1),
+            agg: Some(agg),
+            tz: Tz::UTC,
+            fill: Fill::None,
+            smooth: None,
+            rollups: true,
+        };
+        // Read from the rows the write appended, not yet refreshed.
+        assert_eq!(
+            assert_same_answers(&mut conn, &snapshot, &q),
+            "rollup",
+            "{agg:?}"
+        );
+    }
+}
+
+#[actix_web::test]
+async fn a_write_committed_while_the_job_recomputes_its_hour_is_counted_once() {
+    use diesel::RunQueryDsl;
+    use diesel::connection::SimpleConnection;
+    let app = uncached_app_refreshed_by_hand().await;
+    let user = Uuid::new_v4();
+    let session = |minute: u32| {
+        json!({"user_id": user, "session_id": Uuid::new_v4(), "data": [
+            {"series": "session.gut_health_score", "time": format!("2025-04-01T10:{minute:02}:00Z"), "value": {"value": 1}}
+        ]})
+    };
+    assert_eq!(app.post("/api/sessions/", &session(1)).await.0, 201);
+    // Hold the hour's rollup rows locked, so that the job stops at its delete of them,
+    // after it has begun (the first write pending).
+    let mut holder = app.conn();
+    holder
+        .batch_execute(&format!(
+            "BEGIN; SELECT * FROM rollup_hourly WHERE user_id = '{user}' FOR UPDATE"
+        ))
+        .unwrap();
+    let mut job_conn = app.conn();
+    let job = std::thread::spawn(move || rollups::refresh(&mut job_conn, 1000));
+    let mut conn = app.conn();
+    #[derive(diesel::QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let waiting = "SELECT count(*) AS n FROM pg_stat_activity
+                   WHERE datname = current_database() AND wait_event_type = 'Lock'";
+    for _ in 0..500 {
+        if diesel::sql_query(waiting)
+            .get_result::<N>(&mut conn)
+            .unwrap()
+            .n
+            > 0
+        {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(
+        diesel::sql_query(waiting)
+            .get_result::<N>(&mut conn)
+            .unwrap()
+            .n,
+        1
+    );
+    // A second write to the hour commits meanwhile.
+    assert_eq!(app.post("/api/sessions/", &session(2)).await.0, 201);
+    holder.batch_execute("ROLLBACK").unwrap();
+    assert_eq!(job.join().unwrap().unwrap(), 1);
+    // The job's recomputation holds the first write; the second one's appended rows
+    // hold the second: two points, by both paths.
+    let snapshot = Catalogue::new().reload(&mut conn).unwrap();
+    let q = TimeseriesQuery {
+        user_id: user,
+        session_id: None,
+        patterns: SeriesPatterns::parse("session.gut_health_score").unwrap(),
+        interval: Interval::parse("day").unwrap(),
+        start: Utc.with_ymd_and_hms(2025, 4, 1, 0, 0, 0).unwrap(),
+        end: Utc.with_ymd_and_hms(2025, 4, 2, 0, 0, 0).unwrap() - TimeDelta::microseconds(1),
+        agg: Some(AggFunc::Count),
+        tz: Tz::UTC,
+        fill: Fill::None,
+        smooth: None,
+        rollups: true,
+    };
+    assert_eq!(assert_same_answers(&mut conn, &snapshot, &q), "rollup");
+    let r = query::run(&mut conn, &snapshot, &q).unwrap();
+    assert_eq!(
+        serde_json::to_value(&r.results).unwrap()[0]["value"],
+        json!(2)
+    );
+    assert_eq!(rollups::refresh(&mut conn, 1000).unwrap(), 1);
+    let r = query::run(&mut conn, &snapshot, &q).unwrap();
+    assert_eq!(
+        serde_json::to_value(&r.results).unwrap()[0]["value"],
+        json!(2)
+    );
 }
 
 /// A server whose rollup job waits an hour between runs (the test refreshes by hand) and
@@ -376,11 +525,20 @@ async fn metadata_says_which_path_answered() {
             "/api/timeseries/?user_id={user}&series=session.gut_health_score&interval=day&agg_func={agg}&start_time=2025-01-05&end_time={end}"
         )
     };
-    // Not refreshed yet: the two written hours are read from raw points, the other hours
-    // (empty) from the hourly rollups.
+    // Not refreshed yet: a new session's write appended its points' aggregates to the
+    // hourly rollups, so its hours are read from them (their days by the hour).
+    let (_, r) = app.get(&path("avg", "2025-01-06T23:59:59.999999Z")).await;
+    assert_eq!(r["metadata"]["source"], "rollup");
+    assert_eq!(r["results"][1]["value"], json!(4.0));
+    // A rewrite (the session posted again, another value) leaves its hours to raw points
+    // until the job has run.
+    let mut rewrite = body.clone();
+    rewrite["data"][1]["value"] = json!({"value": 8});
+    assert_eq!(app.post("/api/sessions/", &rewrite).await.0, 201);
     let (_, r) = app.get(&path("avg", "2025-01-06T23:59:59.999999Z")).await;
     assert_eq!(r["metadata"]["source"], "rollup+raw");
-    assert_eq!(r["results"][1]["value"], json!(4.0));
+    assert_eq!(r["results"][1]["value"], json!(8.0));
+    assert_eq!(app.post("/api/sessions/", &body).await.0, 201);
     let mut conn = app.conn();
     rollups::refresh(&mut conn, 1000).unwrap();
     let (_, r) = app.get(&path("avg", "2025-01-06T23:59:59.999999Z")).await;
@@ -394,13 +552,14 @@ async fn metadata_says_which_path_answered() {
         .get(&path("median", "2025-01-06T23:59:59.999999Z"))
         .await;
     assert_eq!(r["metadata"]["source"], "raw");
-    // A new write makes its hour raw again until the next refresh.
+    // A late point of a new session, in a refreshed day: in the answer at once, from the
+    // hourly rows its write appended (the day's row is out of date until the next run).
     let late = json!({"user_id": user, "session_id": Uuid::new_v4(), "data": [
         {"series": "session.gut_health_score", "time": "2025-01-05T11:00:00Z", "value": {"value": 6}}
     ]});
     assert_eq!(app.post("/api/sessions/", &late).await.0, 201);
     let (_, r) = app.get(&path("avg", "2025-01-06T23:59:59.999999Z")).await;
-    assert_eq!(r["metadata"]["source"], "rollup+raw");
+    assert_eq!(r["metadata"]["source"], "rollup");
     assert_eq!(r["results"][0]["value"], json!(4.0));
     // String series are rolled up too: first and last value and the count per bucket.
     let words = json!({"user_id": user, "session_id": Uuid::new_v4(), "data": [
