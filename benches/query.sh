@@ -31,7 +31,9 @@ trap cleanup EXIT
 
 # RATE_LIMIT_PER_SEC=0: one token drives the whole load, and the per-token rate limit
 # would measure itself, not the service.
-export DATABASE_URL="$PG_URL/$DB" LISTEN_ADDR="127.0.0.1:$PORT" RUST_LOG=warn REDIS_PREFIX="seriesd-bench-$$" RATE_LIMIT_PER_SEC=0
+# Loopback connections without TLS (BENCH_SSLMODE), for the service, pgbench and psql
+# alike: libpq's default (`prefer`) encrypts even on one machine, ~4% of the CPU here.
+export DATABASE_URL="$PG_URL/$DB?sslmode=${BENCH_SSLMODE:-disable}" LISTEN_ADDR="127.0.0.1:$PORT" RUST_LOG=warn REDIS_PREFIX="seriesd-bench-$$" RATE_LIMIT_PER_SEC=0
 if [[ ${BENCH_RELOAD:-0} == 1 ]]; then psql "$PG_URL/postgres" -qAtc "DROP DATABASE IF EXISTS $DB WITH (FORCE)"; fi
 "$BIN" migrate >/dev/null
 "$BIN" seed >/dev/null
@@ -190,7 +192,7 @@ out = [
     "## Query", "",
     f"- Date: {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC, commit `{commit}`",
     f"- Machine: {os.cpu_count()} cores, {mem} GiB, Linux {os.uname().release}, PostgreSQL {pg} (native partitions), server and PostgreSQL local",
-    "- Command: `make bench-query` (benches/query.sh); this table: the raw-points path (`ROLLUPS=false`)",
+    "- Command: `make bench-query` (benches/query.sh); this table: the raw-points path (`ROLLUPS=false`); connections over loopback without TLS (`sslmode=disable`), for the service, pgbench and psql alike",
     f"- Data: {int(total):,} points (40 users x 250,000, loaded through HTTP by `seriesd stress`); the queried user holds {int(user_points):,}",
     f"- {n} requests per figure at concurrency 1 (throughput: {int(n)*4} at concurrency 16). Uncached requests each carry a distinct end_time (a distinct cache key) and were all MISS; cached ones all HIT.",
     "- Plain SQL: the same aggregate over raw points, run by pgbench with `jit = off` like the service (one client, p50 of its per-transaction latencies); written as a user would (`date_trunc(unit, time, 'UTC')`), while the service truncates UTC buckets in its connections' session zone, UTC, which skips a zone lookup per row (most of why the raw path is under 1.0x).",
@@ -237,6 +239,10 @@ roll += [
 for label, run in (("saturating (closed loop, no pause)", json.loads(mixed)), ("paced at half the saturating throughput", json.loads(paced))):
     offered = f"{run['offered_per_s']:.0f} req/s" if run.get("offered_per_s") else "as fast as answered"
     roll.append(f"| {label} | {offered} | {run['queries_per_s']} | {run['ingest_points_per_s']} | {run['query_p50_ms']} / {run['query_p99_ms']} | {run['ingest_p50_ms']} / {run['ingest_p99_ms']} | {run['errors']} | {run['max_rollup_lag_s']} s |")
+for label, run in (("saturating", json.loads(mixed)), ("paced", json.loads(paced))):
+    shapes = "; ".join(f"{s['shape']}: {s['p50']} / {s['p99']} ms" for s in run.get("query_p50_p99_ms_by_shape", []))
+    if shapes:
+        roll.append(f"\nQuery p50 / p99 by shape, {label} run: {shapes}.")
 roll += [
     "",
     f"Paced latencies are measured from each request's scheduled time, so queueing behind a slow answer counts. Server peak RSS (rollup run, both mixed loads included): {rss2} MB.",

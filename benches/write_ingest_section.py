@@ -51,7 +51,7 @@ def render(r):
         f"- Machine: {m['nproc']} CPUs, {m['mem_mib']:,} MiB RAM, Linux {m['kernel']}, "
         f"PostgreSQL {m['pg_version']} (shared_buffers {m['shared_buffers']}, "
         f"synchronous_commit {m['synchronous_commit']}, fsync {m['fsync']}); storage mode {r['storage']}",
-        "- Command: `make bench-ingest`",
+        "- Command: `make bench-ingest`; connections over loopback without TLS (`sslmode=disable`), for the service and the raw copy alike",
         f"- Service settings: WORKERS={cfg['WORKERS']}, INGEST_WRITERS={cfg['INGEST_WRITERS']}, "
         f"INGEST_BATCH_POINTS={cfg['INGEST_BATCH_POINTS']}, DB_POOL_SIZE={cfg['DB_POOL_SIZE']} "
         "(empty = the service's default)",

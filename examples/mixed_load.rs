@@ -65,6 +65,8 @@ fn parse_args() -> Result<Args, BoxError> {
 #[derive(Default)]
 struct Totals {
     queries: RefCell<Histogram>,
+    /// The queries again, by shape (index into [`SHAPES`]).
+    by_shape: [RefCell<Histogram>; 3],
     ingests: RefCell<Histogram>,
     errors: Cell<u64>,
     max_lag: Cell<Option<f64>>,
@@ -75,12 +77,17 @@ fn fmt(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
 }
 
-/// A client's next request: whether it is a query (GET) or an ingest (POST), its path,
-/// and its body (empty for a query).
-fn next_request(rng: &mut SplitMix64, args: &Args, now: DateTime<Utc>) -> (bool, String, String) {
+/// A client's next request: the query's shape (index into [`SHAPES`]; `None` for an
+/// ingest, a POST), its path, and its body (empty for a query).
+fn next_request(
+    rng: &mut SplitMix64,
+    args: &Args,
+    now: DateTime<Utc>,
+) -> (Option<usize>, String, String) {
     let user = Uuid::from_u128(args.user_base + u128::from(rng.below(args.users)));
     if rng.below(10) < 8 {
-        let (series, interval, days) = SHAPES[rng.below(3) as usize];
+        let shape = rng.below(3) as usize;
+        let (series, interval, days) = SHAPES[shape];
         // A distinct end time per request: every query is a cache miss.
         let end = now + TimeDelta::microseconds(rng.below(1_000_000_000_000) as i64);
         let path = format!(
@@ -88,7 +95,7 @@ fn next_request(rng: &mut SplitMix64, args: &Args, now: DateTime<Utc>) -> (bool,
             fmt(now - TimeDelta::days(days)),
             fmt(end)
         );
-        (true, path, String::new())
+        (Some(shape), path, String::new())
     } else {
         let t = Utc::now();
         let data: Vec<String> = (0..10)
@@ -105,7 +112,7 @@ fn next_request(rng: &mut SplitMix64, args: &Args, now: DateTime<Utc>) -> (bool,
             rng.uuid(),
             data.join(",")
         );
-        (false, "/api/sessions/".to_string(), body)
+        (None, "/api/sessions/".to_string(), body)
     }
 }
 
@@ -127,7 +134,8 @@ async fn worker(client: Client, args: Rc<Args>, totals: Rc<Totals>, seed: u64, s
         if let Some(due) = due {
             actix_web::rt::time::sleep_until(due.into()).await;
         }
-        let (query, path, body) = next_request(&mut rng, &args, now);
+        let (shape, path, body) = next_request(&mut rng, &args, now);
+        let query = shape.is_some();
         let url = format!("{}{path}", args.base);
         let sent = due.unwrap_or_else(Instant::now);
         let response = if query {
@@ -159,7 +167,11 @@ async fn worker(client: Client, args: Rc<Args>, totals: Rc<Totals>, seed: u64, s
             } else {
                 &totals.ingests
             };
-            hist.borrow_mut().record(sent.elapsed());
+            let took = sent.elapsed();
+            hist.borrow_mut().record(took);
+            if let Some(shape) = shape {
+                totals.by_shape[shape].borrow_mut().record(took);
+            }
         } else {
             totals.errors.set(totals.errors.get() + 1);
             actix_web::rt::time::sleep(Duration::from_millis(10)).await;
@@ -241,6 +253,11 @@ fn main() -> Result<(), BoxError> {
         "max_rollup_lag_s": totals.max_lag.get().map(round), "lag_samples": totals.lag_samples.get(),
         "queries_per_s": round(q.total() as f64 / seconds),
         "ingest_points_per_s": round(i.total() as f64 * 10.0 / seconds),
+        "query_p50_p99_ms_by_shape": totals.by_shape.iter().zip(SHAPES).map(|(h, (series, interval, days))| {
+            let h = h.borrow();
+            serde_json::json!({"shape": format!("{series} {interval} over {days} days"),
+                               "p50": round(h.quantile_ms(0.5)), "p99": round(h.quantile_ms(0.99))})
+        }).collect::<Vec<_>>(),
     });
     println!("{out}");
     Ok(())

@@ -55,7 +55,8 @@ impl Application {
                 tracing::info!(applied, "database migrations applied");
             }
         }
-        let pool = db::build_pool(&settings);
+        let pool = db::build_pool(&settings, settings.db_pool_size);
+        let job_pool = db::build_pool(&settings, db::JOB_CONNECTIONS);
         let partitions = PartitionManager::new();
         let catalogue = Catalogue::new();
         {
@@ -78,7 +79,7 @@ impl Application {
             settings.ingest_writers,
             settings.ingest_batch_points,
         );
-        let jobs = spawn_background_jobs(&settings, &pool, &partitions, &catalogue);
+        let jobs = spawn_background_jobs(&settings, &job_pool, &partitions, &catalogue);
 
         let listener = TcpListener::bind(settings.listen_addr)
             .map_err(|e| format!("cannot listen on {}: {e}", settings.listen_addr))?;
@@ -187,7 +188,8 @@ fn spawn_rate_limit_sweeper(state: web::Data<AppState>) {
     });
 }
 
-/// Background jobs: the catalogue version poll and the partition pre-maker.
+/// Background jobs (on `pool`, the jobs' own): the catalogue version poll, the partition
+/// pre-maker, the rollup refresh and vacuum, and retention.
 fn spawn_background_jobs(
     settings: &Settings,
     pool: &DbPool,
@@ -244,40 +246,43 @@ fn spawn_background_jobs(
             // rollups::refresh_run): under a write burst the job takes a bounded share of
             // the CPU (answers stay exact meanwhile: hours awaiting refresh are read raw).
             // The sweep's cursor lives across runs (see rollups::Cursor).
-            // After a run that refreshed something, the tables it churns are vacuumed
-            // when ROLLUP_VACUUM_SECS have passed since they last were (see
-            // rollups::vacuum).
             run: Arc::new({
                 let cursor = std::sync::Mutex::new(crate::db::rollups::Cursor::default());
-                let vacuumed = std::sync::Mutex::new(None::<std::time::Instant>);
-                let vacuum_period = settings.rollup_vacuum_period;
                 move |conn| {
                     let mut cursor = cursor.lock().unwrap_or_else(|e| e.into_inner());
                     let refreshed =
                         crate::db::rollups::refresh_run(conn, ROLLUP_BATCH, &mut cursor, budget)?;
-                    if refreshed == 0 {
-                        return Ok(String::new());
-                    }
-                    let mut vacuumed = vacuumed.lock().unwrap_or_else(|e| e.into_inner());
-                    let due = match (vacuum_period, *vacuumed) {
-                        (None, _) => false,
-                        (Some(_), None) => true,
-                        (Some(period), Some(at)) => at.elapsed() >= period,
-                    };
-                    if !due {
-                        return Ok(format!("{refreshed} hours refreshed"));
-                    }
-                    crate::db::rollups::vacuum(conn)?;
-                    *vacuumed = Some(std::time::Instant::now());
-                    Ok(format!(
-                        "{refreshed} hours refreshed, rollup tables vacuumed"
-                    ))
+                    Ok(if refreshed > 0 {
+                        format!("{refreshed} hours refreshed")
+                    } else {
+                        String::new()
+                    })
                 }
             }),
         },
         rollups.clone(),
     );
     stats.push(("rollup-refresh", rollups));
+    // A job of its own, so that the refresh goes on while a vacuum runs (seconds on
+    // tables of millions of rows).
+    if let Some(period) = settings.rollup_vacuum_period {
+        let vacuum = Arc::new(JobStats::default());
+        jobs::spawn(
+            pool.clone(),
+            Job {
+                name: "rollup-vacuum",
+                quiet: true,
+                lock_key: 7_236_104,
+                period,
+                run: Arc::new(|conn| {
+                    crate::db::rollups::vacuum(conn)?;
+                    Ok(String::new())
+                }),
+            },
+            vacuum.clone(),
+        );
+        stats.push(("rollup-vacuum", vacuum));
+    }
     if let Some(weeks) = settings.retention_weeks {
         let parts = partitions.clone();
         let retention = Arc::new(JobStats::default());

@@ -264,15 +264,28 @@ pub fn refresh_run(
 const CHURNED: &str = "rollup_invalidations, rollup_hourly, rollup_values_hourly, \
     rollup_daily, rollup_values_daily, rollup_monthly, rollup_values_monthly";
 
-/// Vacuums the invalidation log and the rollup tables. The job deletes their rows at
-/// every run (the invalidations it took; the current hours, days and months it
-/// recomputed), and their dead versions stay in the way of every query's index scans
-/// until a vacuum: after a bulk load's catch-up, millions of dead invalidations made the
-/// check for hours awaiting refresh read hundreds of index pages per query. Autovacuum
-/// would see to it where it is on, after a while; the job does not depend on it. Lazy
-/// vacuum blocks neither reads nor writes. Call outside a transaction.
+/// Vacuums the invalidation log and the rollup tables (the `rollup-vacuum` job). The
+/// rollup job deletes their rows at every run (the invalidations it took; the current
+/// hours, days and months it recomputed), and their dead versions stay in the way of
+/// every query's index scans until a vacuum: after a bulk load's catch-up, millions of
+/// dead invalidations made the check for hours awaiting refresh read hundreds of index
+/// pages per query. Autovacuum would see to it where it is on, after a while; the service
+/// does not depend on it. Lazy vacuum blocks neither reads nor writes. It runs without
+/// the statement timeout (a vacuum cut short would start over, and be cut short again);
+/// call outside a transaction.
 pub fn vacuum(conn: &mut PgConnection) -> QueryResult<()> {
-    conn.batch_execute(&format!("VACUUM {CHURNED}"))
+    #[derive(QueryableByName)]
+    struct Timeout {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        statement_timeout: String,
+    }
+    let before: Timeout = diesel::sql_query("SHOW statement_timeout").get_result(conn)?;
+    conn.batch_execute("SET statement_timeout = 0")?;
+    let vacuumed = conn.batch_execute(&format!("VACUUM {CHURNED}"));
+    diesel::sql_query("SELECT set_config('statement_timeout', $1, false)")
+        .bind::<diesel::sql_types::Text, _>(&before.statement_timeout)
+        .execute(conn)?;
+    vacuumed
 }
 
 /// What one refresh did.
