@@ -266,6 +266,9 @@ pub struct Settings {
     pub rollup_budget: Duration,
     /// How often the rollup job vacuums the tables it churns (`None`: never).
     pub rollup_vacuum_period: Option<Duration>,
+    /// Batches of new sessions append the hourly aggregates of their points in this many
+    /// hours, from the current UTC hour back, to the rollups (0: none).
+    pub rollup_append_hours: u32,
     /// Whether queries may read rollups (false: always raw points).
     pub rollups: bool,
     /// Whether requests need a token.
@@ -366,6 +369,7 @@ impl Settings {
             ),
             rollup_period: Duration::from_millis(env.get_positive("ROLLUP_PERIOD_MS", 1000)?),
             rollup_budget: Duration::from_millis(env.get_positive("ROLLUP_BUDGET_MS", 250)?),
+            rollup_append_hours: env.get("ROLLUP_APPEND_HOURS", 2)?,
             rollup_vacuum_period: match env.get::<u64>("ROLLUP_VACUUM_SECS", 60)? {
                 0 => None,
                 n => Some(Duration::from_secs(n)),

@@ -78,6 +78,7 @@ impl Application {
             partitions.clone(),
             settings.ingest_writers,
             settings.ingest_batch_points,
+            settings.rollup_append_hours,
         );
         let jobs = spawn_background_jobs(&settings, &job_pool, &partitions, &catalogue);
 

@@ -8,6 +8,13 @@
 //! once; its invalidation (`hourly_exact`) keeps only its day and month to the job, which
 //! recomputes the hour from raw points into one row again.
 //!
+//! Only recent hours get such rows (`ROLLUP_APPEND_HOURS`, the current and the previous
+//! one by default): a batch's older hours are invalidated as any other write's. Appended
+//! rows cost a bulk load of history a fair part of its speed (two more rows per hour
+//! written), for hours few queries read while they are being loaded, and the job
+//! recomputes soon; live data, the hours queries ask for while they are being written,
+//! is what they are for.
+//!
 //! The rows are computed here, from the points the batch writes, exactly as the job
 //! computes an hour from raw points (`rollups::refresh_from`): first and last by time,
 //! ties broken by the smaller (first) or larger (last) number, and by session id for
@@ -20,7 +27,7 @@ use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Double, Integer, Text, Timestamptz, Uuid as SqlUuid};
 use std::cmp::Ordering;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use uuid::Uuid;
 
 /// One hour's aggregate of one number (the main one, field `""`, or an object field).
@@ -75,19 +82,26 @@ impl Numbers {
 }
 
 /// The partial rows of a batch: numbers by (user, series, field, hour), whole values by
-/// (user, series, hour).
+/// (user, series, hour), for its recent hours; and its other hours.
 #[derive(Debug, Default)]
 pub struct Partials<'a> {
     pub numbers: BTreeMap<(Uuid, i32, &'a str, DateTime<Utc>), Numbers>,
     pub values: BTreeMap<(Uuid, i32, DateTime<Utc>), Values<'a>>,
+    /// The (user, series, hour) keys before `live_from`: invalidated only.
+    pub older: BTreeSet<(Uuid, i32, DateTime<Utc>)>,
 }
 
 impl<'a> Partials<'a> {
-    /// The aggregates of `rows` (each point once).
-    pub fn of(rows: impl IntoIterator<Item = &'a PointRow>) -> Self {
+    /// The aggregates of `rows` (each point once) in hours from `live_from` on, and the
+    /// keys of the others.
+    pub fn of(rows: impl IntoIterator<Item = &'a PointRow>, live_from: DateTime<Utc>) -> Self {
         let mut p = Partials::default();
         for r in rows {
             let hour = hour_of(r.time);
+            if hour < live_from {
+                p.older.insert((r.user_id, r.series_id, hour));
+                continue;
+            }
             let numbers = r.num.map(|v| ("", v)).into_iter();
             let fields = r.fields.iter().map(|(f, v)| (f.as_str(), *v));
             for (field, v) in numbers.chain(fields) {
@@ -117,9 +131,10 @@ impl<'a> Partials<'a> {
     }
 
     /// Appends the rows to the hourly rollups and records their hours as awaiting the
-    /// job with exact hourly rows, in one statement. Call inside the writing transaction.
+    /// job with exact hourly rows, and the older hours as awaiting it, in one statement.
+    /// Call inside the writing transaction.
     pub fn append(&self, conn: &mut PgConnection) -> QueryResult<()> {
-        if self.values.is_empty() {
+        if self.values.is_empty() && self.older.is_empty() {
             return Ok(());
         }
         let n = self.numbers.iter();
@@ -139,7 +154,9 @@ impl<'a> Partials<'a> {
                      $20::timestamptz[], $21::uuid[], $22::text[]::json[])
              )
              INSERT INTO rollup_invalidations (user_id, series_id, hour, hourly_exact)
-             SELECT u, s, h, true FROM unnest($13::uuid[], $14::int[], $15::timestamptz[]) AS t(u, s, h)",
+             SELECT u, s, h, true FROM unnest($13::uuid[], $14::int[], $15::timestamptz[]) AS t(u, s, h)
+             UNION ALL
+             SELECT u, s, h, false FROM unnest($23::uuid[], $24::int[], $25::timestamptz[]) AS t(u, s, h)",
         )
         .bind::<Array<SqlUuid>, _>(n.clone().map(|(k, _)| k.0).collect::<Vec<_>>())
         .bind::<Array<Integer>, _>(n.clone().map(|(k, _)| k.1).collect::<Vec<_>>())
@@ -163,6 +180,9 @@ impl<'a> Partials<'a> {
         .bind::<Array<Timestamptz>, _>(v.clone().map(|(_, a)| a.last.0).collect::<Vec<_>>())
         .bind::<Array<SqlUuid>, _>(v.clone().map(|(_, a)| a.last.1).collect::<Vec<_>>())
         .bind::<Array<Text>, _>(v.map(|(_, a)| a.last.2).collect::<Vec<_>>())
+        .bind::<Array<SqlUuid>, _>(self.older.iter().map(|k| k.0).collect::<Vec<_>>())
+        .bind::<Array<Integer>, _>(self.older.iter().map(|k| k.1).collect::<Vec<_>>())
+        .bind::<Array<Timestamptz>, _>(self.older.iter().map(|k| k.2).collect::<Vec<_>>())
         .execute(conn)?;
         Ok(())
     }
@@ -202,7 +222,7 @@ mod tests {
             point(t2, 4, Some(8.0), &[]),
             point(h + TimeDelta::hours(1), 5, None, &[("r", 3.0)]),
         ];
-        let p = Partials::of(&rows);
+        let p = Partials::of(&rows, h - TimeDelta::hours(1));
         let user = Uuid::from_u128(1);
         let main = &p.numbers[&(user, 7, "", h)];
         assert_eq!((main.n, main.sum, main.min, main.max), (4, 23.0, 2.0, 9.0));
@@ -223,5 +243,10 @@ mod tests {
         assert_eq!((v.first.1, v.first.2), (Uuid::from_u128(1), "{\"s\":1}"));
         assert_eq!((v.last.1, v.last.2), (Uuid::from_u128(4), "{\"s\":4}"));
         assert_eq!(p.values.len(), 2);
+        assert!(p.older.is_empty());
+        // Hours before `live_from` are only listed.
+        let p = Partials::of(&rows, h + TimeDelta::hours(1));
+        assert_eq!(p.values.len(), 1);
+        assert_eq!(p.older, [(user, 7, h)].into());
     }
 }

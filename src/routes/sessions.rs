@@ -330,8 +330,14 @@ impl<'a> BulkLoader<'a> {
         let lines = std::mem::take(&mut self.batch_lines);
         self.batch_points = 0;
         let partitions = self.state.partitions.clone();
+        let append_hours = self.state.settings.rollup_append_hours;
         let written = db::run(&self.state.pool, move |conn| {
-            Ok(ingest::write_batch(conn, &partitions, &writes))
+            Ok(ingest::write_batch(
+                conn,
+                &partitions,
+                &writes,
+                append_hours,
+            ))
         })
         .await;
         match written {

@@ -11,10 +11,11 @@
 use crate::db::partials::Partials;
 use crate::db::points::{self, PointKey, PointRow};
 use crate::db::{self, DbPool, generations, partitions::PartitionManager, rollups, sessions};
+use crate::domain::rollup_plan::hour_of;
 use crate::domain::timestamp;
 use crate::error::ApiError;
 use crate::services::catalogue::Snapshot;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use diesel::Connection;
 use diesel::pg::PgConnection;
 use serde::Serialize;
@@ -378,11 +379,13 @@ pub struct Ingestor {
 
 impl Ingestor {
     /// Starts `writers` writer tasks on the current runtime.
+    /// `append_hours`: see [`write_batch`].
     pub fn start(
         pool: DbPool,
         partitions: PartitionManager,
         writers: usize,
         batch_points: usize,
+        append_hours: u32,
     ) -> Self {
         let (tx, rx) = mpsc::channel::<Job>(4096);
         let rx = Arc::new(Mutex::new(rx));
@@ -391,7 +394,7 @@ impl Ingestor {
             let pool = pool.clone();
             let partitions = partitions.clone();
             actix_web::rt::spawn(async move {
-                writer_loop(rx, pool, partitions, batch_points).await;
+                writer_loop(rx, pool, partitions, batch_points, append_hours).await;
             });
         }
         Self { tx }
@@ -415,6 +418,7 @@ async fn writer_loop(
     pool: DbPool,
     partitions: PartitionManager,
     batch_points: usize,
+    append_hours: u32,
 ) {
     loop {
         let mut jobs = Vec::new();
@@ -440,7 +444,7 @@ async fn writer_loop(
         let pool = pool.clone();
         let partitions = partitions.clone();
         let results = db::run(&pool, move |conn| {
-            Ok(write_batch(conn, &partitions, &writes))
+            Ok(write_batch(conn, &partitions, &writes, append_hours))
         })
         .await
         .unwrap_or_else(|e| {
@@ -486,11 +490,14 @@ fn is_retryable(e: &diesel::result::Error) -> bool {
 
 /// Writes a batch in one transaction, retrying on deadlock or serialization failure. If
 /// the batch fails otherwise, each request is tried alone so one bad request cannot fail
-/// the others.
+/// the others. A batch of new sessions appends the hourly aggregates of its points in
+/// the last `append_hours` hours (from the current UTC hour back; `ROLLUP_APPEND_HOURS`)
+/// to the rollups (see [`crate::db::partials`]).
 pub fn write_batch(
     conn: &mut PgConnection,
     partitions: &PartitionManager,
     writes: &[SessionWrite],
+    append_hours: u32,
 ) -> Vec<Result<IngestOutcome, ApiError>> {
     let times = writes.iter().flat_map(|w| w.rows.iter().map(|r| r.time));
     if let Err(e) = partitions.ensure_for_times(conn, times) {
@@ -500,7 +507,7 @@ pub fn write_batch(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match conn.transaction(|conn| batch_transaction(conn, writes)) {
+        match conn.transaction(|conn| batch_transaction(conn, writes, append_hours)) {
             Ok(results) => return results,
             Err(e) if is_retryable(&e) && attempt < 4 => continue,
             // Another replica's retention dropped a week we thought existed.
@@ -523,7 +530,9 @@ pub fn write_batch(
                     tracing::warn!(%error, jobs = writes.len(), "batch failed; writing its requests one by one");
                     return writes
                         .iter()
-                        .flat_map(|w| write_batch(conn, partitions, std::slice::from_ref(w)))
+                        .flat_map(|w| {
+                            write_batch(conn, partitions, std::slice::from_ref(w), append_hours)
+                        })
                         .collect();
                 }
                 let shared = shared_error(&error);
@@ -536,6 +545,7 @@ pub fn write_batch(
 fn batch_transaction(
     conn: &mut PgConnection,
     writes: &[SessionWrite],
+    append_hours: u32,
 ) -> diesel::QueryResult<Vec<Result<IngestOutcome, ApiError>>> {
     let mut ids: Vec<Uuid> = writes.iter().map(|w| w.session_id).collect();
     ids.sort();
@@ -581,8 +591,12 @@ fn batch_transaction(
         }
     }
     let counts = if all_new {
-        // Only new points: their hours' hourly rollups get them at once.
-        let partials = Partials::of(latest.values().map(|(_, r)| *r));
+        // Only new points: the hourly rollups of their recent hours get them at once.
+        let live_from = match append_hours {
+            0 => DateTime::<Utc>::MAX_UTC,
+            n => hour_of(Utc::now()) - TimeDelta::hours(i64::from(n) - 1),
+        };
+        let partials = Partials::of(latest.values().map(|(_, r)| *r), live_from);
         let counts = points::insert_new(conn, latest.values().copied())?;
         partials.append(conn)?;
         counts

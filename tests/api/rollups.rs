@@ -75,11 +75,18 @@ fn assert_same_answers(
 
 #[actix_web::test]
 async fn the_rollup_path_answers_exactly_what_raw_points_answer() {
-    // The service's own job stays out of the way: this test refreshes by hand.
-    let app = TestApp::spawn_with(&[("ROLLUP_PERIOD_MS", "3600000")]).await;
-    let mut conn = app.conn();
     let users = [Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4()];
     let origin = Utc.with_ymd_and_hms(2024, 3, 1, 0, 0, 0).unwrap();
+    // The service's own job stays out of the way: this test refreshes by hand. New
+    // sessions append their hourly rows in the second half of the span only (as if it
+    // ended now): both ways of awaiting the job meet in one range.
+    let append_hours = (Utc::now() - (origin + TimeDelta::days(60))).num_hours() + 1;
+    let app = TestApp::spawn_with(&[
+        ("ROLLUP_PERIOD_MS", "3600000"),
+        ("ROLLUP_APPEND_HOURS", &append_hours.to_string()),
+    ])
+    .await;
+    let mut conn = app.conn();
     // Four months, so that whole months fall inside month and quarter buckets.
     let span_secs = 120 * 86_400;
     let mut rng = Rng(20_261_124);
@@ -433,15 +440,135 @@ async fn a_write_committed_while_the_job_recomputes_its_hour_is_counted_once() {
     );
 }
 
-/// A server whose rollup job waits an hour between runs (the test refreshes by hand) and
-/// that caches nothing (the same query is asked again after the rollups changed).
+/// A server whose rollup job waits an hour between runs (the test refreshes by hand),
+/// that caches nothing (the same query is asked again after the rollups changed) and
+/// whose new sessions append hourly rows for any hour (these tests write in 2025).
 async fn uncached_app_refreshed_by_hand() -> TestApp {
     TestApp::spawn_with(&[
         ("ROLLUP_PERIOD_MS", "3600000"),
         ("CACHE_TTL_SECS", "0"),
         ("REDIS_URL", ""),
+        ("ROLLUP_APPEND_HOURS", "1000000"),
     ])
     .await
+}
+
+#[actix_web::test]
+async fn an_hour_of_appending_writes_is_merged_into_one_row_exactly() {
+    let app = uncached_app_refreshed_by_hand().await;
+    let mut conn = app.conn();
+    let user = Uuid::new_v4();
+    let session = |minutes: &[(u32, f64)]| {
+        let data: Vec<Value> = minutes
+            .iter()
+            .flat_map(|&(m, v)| {
+                let t = format!("2025-05-06T07:{m:02}:00Z");
+                [
+                    json!({"series": "session.gut_health_score", "time": t, "value": {"value": v}}),
+                    json!({"series": "session.urine.color", "time": t, "value": {"r": v, "g": 2.0 * v, "b": 1}}),
+                    json!({"series": "session.example.series", "time": t, "value": {"value": format!("w{v}")}}),
+                ]
+            })
+            .collect();
+        json!({"user_id": user, "session_id": Uuid::new_v4(), "data": data})
+    };
+    let rows = |conn: &mut diesel::PgConnection| {
+        crate::helpers::count(
+            conn,
+            &format!("SELECT count(*) AS n FROM rollup_hourly WHERE user_id = '{user}'"),
+        )
+    };
+    assert_eq!(
+        app.post("/api/sessions/", &session(&[(10, 4.0), (20, 1.0)]))
+            .await
+            .0,
+        201
+    );
+    assert_eq!(rollups::refresh(&mut conn, 1000).unwrap(), 3);
+    // Later writes to the hour, at its first and last minute and in between: each
+    // appends its rows (one per field), which the next run merges with the job's row.
+    for minutes in [
+        &[(5, 9.0), (30, 2.0)][..],
+        &[(5, 3.0), (58, 7.0)],
+        &[(58, 8.0)],
+    ] {
+        assert_eq!(app.post("/api/sessions/", &session(minutes)).await.0, 201);
+    }
+    // Three series' hours; four numeric fields (the number, r, g, b), one row each from
+    // the job and from each write.
+    assert_eq!(rows(&mut conn), 4 * 4);
+    assert_eq!(rollups::refresh(&mut conn, 1000).unwrap(), 3);
+    assert_eq!(rows(&mut conn), 4);
+    let snapshot = Catalogue::new().reload(&mut conn).unwrap();
+    for agg in [
+        AggFunc::Avg,
+        AggFunc::Sum,
+        AggFunc::Count,
+        AggFunc::Min,
+        AggFunc::Max,
+        AggFunc::First,
+        AggFunc::Last,
+    ] {
+        let q = TimeseriesQuery {
+            user_id: user,
+            session_id: None,
+            patterns: SeriesPatterns::parse("session.*").unwrap(),
+            interval: Interval::parse("hour").unwrap(),
+            start: Utc.with_ymd_and_hms(2025, 5, 6, 0, 0, 0).unwrap(),
+            end: Utc.with_ymd_and_hms(2025, 5, 7, 0, 0, 0).unwrap() - TimeDelta::microseconds(1),
+            agg: Some(agg),
+            tz: Tz::UTC,
+            fill: Fill::None,
+            smooth: None,
+            rollups: true,
+        };
+        assert_eq!(
+            assert_same_answers(&mut conn, &snapshot, &q),
+            "rollup",
+            "{agg:?}"
+        );
+    }
+}
+
+#[actix_web::test]
+async fn only_recent_hours_of_new_sessions_are_read_from_appended_rows() {
+    // The default: the current and the previous hour.
+    let app = TestApp::spawn_with(&[
+        ("ROLLUP_PERIOD_MS", "3600000"),
+        ("CACHE_TTL_SECS", "0"),
+        ("REDIS_URL", ""),
+    ])
+    .await;
+    let user = Uuid::new_v4();
+    let now = Utc::now();
+    let write = |t: chrono::DateTime<Utc>| {
+        json!({"user_id": user, "session_id": Uuid::new_v4(), "data": [
+            {"series": "session.gut_health_score", "time": t.to_rfc3339(), "value": {"value": 3}}
+        ]})
+    };
+    let day_of = |t: chrono::DateTime<Utc>| {
+        format!(
+            "/api/timeseries/?user_id={user}&series=session.gut_health_score&interval=day&agg_func=sum&start_time={}&end_time={}",
+            t.format("%Y-%m-%dT00:00:00Z"),
+            t.format("%Y-%m-%dT23:59:59.999999Z")
+        )
+    };
+    // Now: its hour is read from the row the write appended.
+    assert_eq!(app.post("/api/sessions/", &write(now)).await.0, 201);
+    let (_, r) = app.get(&day_of(now)).await;
+    assert_eq!(r["metadata"]["source"], "rollup", "{r}");
+    assert_eq!(r["results"][0]["value"], json!(3.0));
+    // Ten days ago (a backfill): its hour awaits the job, read raw meanwhile.
+    let then = now - TimeDelta::days(10);
+    assert_eq!(app.post("/api/sessions/", &write(then)).await.0, 201);
+    let (_, r) = app.get(&day_of(then)).await;
+    assert_eq!(r["metadata"]["source"], "rollup+raw", "{r}");
+    assert_eq!(r["results"][0]["value"], json!(3.0));
+    let mut conn = app.conn();
+    assert_eq!(rollups::refresh(&mut conn, 1000).unwrap(), 2);
+    let (_, r) = app.get(&day_of(then)).await;
+    assert_eq!(r["metadata"]["source"], "rollup", "{r}");
+    assert_eq!(r["results"][0]["value"], json!(3.0));
 }
 
 #[actix_web::test]
