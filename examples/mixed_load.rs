@@ -81,6 +81,7 @@ fn fmt(t: DateTime<Utc>) -> String {
 /// ingest, a POST), its path, and its body (empty for a query).
 fn next_request(
     rng: &mut SplitMix64,
+    sessions: &mut SplitMix64,
     args: &Args,
     now: DateTime<Utc>,
 ) -> (Option<usize>, String, String) {
@@ -109,7 +110,7 @@ fn next_request(
             .collect();
         let body = format!(
             r#"{{"user_id":"{user}","session_id":"{}","data":[{}]}}"#,
-            rng.uuid(),
+            sessions.uuid(),
             data.join(",")
         );
         (None, "/api/sessions/".to_string(), body)
@@ -118,6 +119,13 @@ fn next_request(
 
 async fn worker(client: Client, args: Rc<Args>, totals: Rc<Totals>, seed: u64, stop: Instant) {
     let mut rng = SplitMix64::new(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x6D69_7865);
+    // Session ids differ from run to run (the rest of the sequence does not): with the
+    // same ids, a second run's ingests were rewrites of the first run's sessions, a
+    // heavier write than the new sessions this load stands for.
+    let salt = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let mut sessions = SplitMix64::new(rng.next_u64() ^ salt);
     let now = Utc::now();
     // Paced: this client's n-th request is due at begin + n * gap (clients offset).
     let gap = args
@@ -134,7 +142,7 @@ async fn worker(client: Client, args: Rc<Args>, totals: Rc<Totals>, seed: u64, s
         if let Some(due) = due {
             actix_web::rt::time::sleep_until(due.into()).await;
         }
-        let (shape, path, body) = next_request(&mut rng, &args, now);
+        let (shape, path, body) = next_request(&mut rng, &mut sessions, &args, now);
         let query = shape.is_some();
         let url = format!("{}{path}", args.base);
         let sent = due.unwrap_or_else(Instant::now);

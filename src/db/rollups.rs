@@ -579,6 +579,25 @@ pub fn supports(agg: AggFunc) -> bool {
 /// Spans read by their own `SELECT` each; the rest of a long list share one.
 const SEPARATE_SPANS: usize = 6;
 
+/// The fewest `SELECT`s a level gets (by its time column), empty ranges making up the
+/// difference, so that one text serves a query shape whatever its range and whichever
+/// hours await the job: enough for a two-year month-level range ending in the next month
+/// while today is read by the hour (months: before and after a month read by the day;
+/// days: the first month's, this month's before and after today, the last month's;
+/// hours: the first day's, today's, the last day's; raw: the two edges). Without it, the
+/// texts of one shape varied with the range's end and the job's progress and soon took
+/// every kept slot (see [`super::prepared`]): the rest were planned on every request, three
+/// times the work. An empty range costs one index descent (on `points`, its partitions
+/// are all pruned at execution).
+fn fewest_selects(column: &str) -> usize {
+    match column {
+        "month" => 2,
+        "day" => 4,
+        "hour" => 3,
+        _ => 2,
+    }
+}
+
 /// The statement reading one plan: `SELECT`s over daily rows, hourly rows and raw points
 /// joined by `UNION ALL`, and their binds: `$1` user, `$2` series, `$3` the zone or the
 /// width, then the spans' bounds. Each span gets its own `SELECT` with its bounds as the
@@ -618,7 +637,14 @@ impl<'a> PlanQuery<'a> {
         } else {
             (spans, &[][..])
         };
-        for (a, b) in separate {
+        let empty = (self.sel.start, self.sel.start);
+        let padding = fewest_selects(column).saturating_sub(separate.len());
+        let separate: Vec<Span> = separate
+            .iter()
+            .copied()
+            .chain(std::iter::repeat_n(empty, padding))
+            .collect();
+        for (a, b) in &separate {
             let (a, b) = (self.param(*a), self.param(*b));
             self.branches.push(format!(
                 "SELECT {select} FROM {table} WHERE user_id = $1 AND series_id = ANY($2) \
