@@ -579,8 +579,8 @@ pub fn supports(agg: AggFunc) -> bool {
 /// Spans read by their own `SELECT` each; the rest of a long list share one.
 const SEPARATE_SPANS: usize = 6;
 
-/// The fewest `SELECT`s a level gets (by its time column), empty ranges making up the
-/// difference, so that one text serves a query shape whatever its range and whichever
+/// The fewest `SELECT`s a level the plan reads gets (by its time column), empty ranges
+/// making up the difference, so that one text serves a query shape whatever its range and whichever
 /// hours await the job: enough for a two-year month-level range ending in the next month
 /// while today is read by the hour (months: before and after a month read by the day;
 /// days: the first month's, this month's before and after today, the last month's;
@@ -637,8 +637,14 @@ impl<'a> PlanQuery<'a> {
         } else {
             (spans, &[][..])
         };
+        // A level the plan does not read at all stays out (a day-level shape never
+        // reads a month: its text stays the same without them).
         let empty = (self.sel.start, self.sel.start);
-        let padding = fewest_selects(column).saturating_sub(separate.len());
+        let padding = if separate.is_empty() {
+            0
+        } else {
+            fewest_selects(column).saturating_sub(separate.len())
+        };
         let separate: Vec<Span> = separate
             .iter()
             .copied()
