@@ -231,7 +231,7 @@ for r in rollup_rows:
     roll.append(f"| {name} | {src} | {un['p50_ms']} / {un['p99_ms']} | {sp50} | {ratio:.3f} | {un['errors']} |")
 roll += [
     "",
-    "Mixed load, 32 clients for 60 s each run: 80% uncached queries of the three shapes above for random users, 20% 10-point ingests of fresh points (which keep the current hour of those users awaiting refresh), rollup lag sampled from /metrics every 0.5 s.",
+    "Mixed load, 32 clients for 60 s each run: 80% uncached queries of the three shapes above for random users, 20% 10-point ingests of new sessions at the present time (their hours are read from the hourly rows they append; the days and months holding them await the rollup job), rollup lag sampled from /metrics every 0.5 s.",
     "",
     "| run | offered | queries/s | ingested points/s | query p50 / p99 ms | ingest p50 / p99 ms | errors | largest rollup lag |",
     "|---|---|---:|---:|---|---|---:|---:|",
