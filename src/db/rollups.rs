@@ -381,6 +381,22 @@ pub fn refresh_from(
     })
 }
 
+/// The aggregate columns of numeric rollup rows, in insert order.
+const NUMBER_COLUMNS: &str = "n, sum, min, max, first_time, first, last_time, last";
+/// Those columns of one key combined from several rows (an hour's appended rows, a
+/// day's hours, a month's days): every aggregate kept is decomposable.
+const NUMBERS_COMBINED: &str = "sum(n), sum(sum), min(min), max(max),
+    min(first_time), (array_agg(first ORDER BY first_time, first))[1],
+    max(last_time), (array_agg(last ORDER BY last_time DESC, last DESC))[1]";
+/// The aggregate columns of whole-value rollup rows, in insert order.
+const VALUE_COLUMNS: &str = "n, first_time, first_session, first, last_time, last_session, last";
+/// Those columns combined, as [`NUMBERS_COMBINED`].
+const VALUES_COMBINED: &str = "sum(n),
+    min(first_time), (array_agg(first_session ORDER BY first_time, first_session))[1],
+    (array_agg(first ORDER BY first_time, first_session))[1],
+    max(last_time), (array_agg(last_session ORDER BY last_time DESC, last_session DESC))[1],
+    (array_agg(last ORDER BY last_time DESC, last_session DESC))[1]";
+
 /// Merges the hourly rows of each of `keys` (the row the job last computed and those
 /// writes appended since) into one, in one statement.
 fn compact_hours(conn: &mut PgConnection, keys: &[Key]) -> QueryResult<()> {
@@ -395,20 +411,12 @@ fn compact_hours(conn: &mut PgConnection, keys: &[Key]) -> QueryResult<()> {
     keyed(
         &format!(
             "WITH n AS ({numbers}), numbers AS (
-                 INSERT INTO rollup_hourly
-                     (user_id, series_id, field, hour, n, sum, min, max, first_time, first, last_time, last)
-                 SELECT user_id, series_id, field, hour, sum(n), sum(sum), min(min), max(max),
-                        min(first_time), (array_agg(first ORDER BY first_time, first))[1],
-                        max(last_time), (array_agg(last ORDER BY last_time DESC, last DESC))[1]
+                 INSERT INTO rollup_hourly (user_id, series_id, field, hour, {NUMBER_COLUMNS})
+                 SELECT user_id, series_id, field, hour, {NUMBERS_COMBINED}
                  FROM n GROUP BY user_id, series_id, field, hour
              ), v AS ({values})
-             INSERT INTO rollup_values_hourly
-                 (user_id, series_id, hour, n, first_time, first_session, first, last_time, last_session, last)
-             SELECT user_id, series_id, hour, sum(n),
-                    min(first_time), (array_agg(first_session ORDER BY first_time, first_session))[1],
-                    (array_agg(first ORDER BY first_time, first_session))[1],
-                    max(last_time), (array_agg(last_session ORDER BY last_time DESC, last_session DESC))[1],
-                    (array_agg(last ORDER BY last_time DESC, last_session DESC))[1]
+             INSERT INTO rollup_values_hourly (user_id, series_id, hour, {VALUE_COLUMNS})
+             SELECT user_id, series_id, hour, {VALUES_COMBINED}
              FROM v GROUP BY user_id, series_id, hour",
             numbers = of(HOURLY.numbers),
             values = of(HOURLY.values),
@@ -426,7 +434,8 @@ fn recompute_hours(conn: &mut PgConnection, keys: &[Key]) -> QueryResult<()> {
     }
     // One scan of each hour's points feeds both the numeric and the whole-value rows.
     keyed(
-        "WITH p AS MATERIALIZED (
+        &format!(
+            "WITH p AS MATERIALIZED (
              SELECT t.u, t.s, t.h, p.time, p.session_id, p.num, p.fields, p.field_values, p.value
              FROM unnest($1::uuid[], $2::int[], $3::timestamptz[]) AS t(u, s, h)
              -- One index range scan per hour (OFFSET 0 keeps the planner from
@@ -439,8 +448,7 @@ fn recompute_hours(conn: &mut PgConnection, keys: &[Key]) -> QueryResult<()> {
                  OFFSET 0
              ) AS p
          ), numbers AS (
-             INSERT INTO rollup_hourly
-                 (user_id, series_id, field, hour, n, sum, min, max, first_time, first, last_time, last)
+             INSERT INTO rollup_hourly (user_id, series_id, field, hour, {NUMBER_COLUMNS})
              SELECT p.u, p.s, f.field, p.h, count(*), sum(f.v), min(f.v), max(f.v),
                     min(p.time), (array_agg(f.v ORDER BY p.time, f.v))[1],
                     max(p.time), (array_agg(f.v ORDER BY p.time DESC, f.v DESC))[1]
@@ -451,14 +459,14 @@ fn recompute_hours(conn: &mut PgConnection, keys: &[Key]) -> QueryResult<()> {
              ) AS f(field, v)
              GROUP BY p.u, p.s, f.field, p.h
          )
-         INSERT INTO rollup_values_hourly
-             (user_id, series_id, hour, n, first_time, first_session, first, last_time, last_session, last)
+         INSERT INTO rollup_values_hourly (user_id, series_id, hour, {VALUE_COLUMNS})
          SELECT u, s, h, count(*),
                 min(time), (array_agg(session_id ORDER BY time, session_id))[1],
                 (array_agg(value ORDER BY time, session_id))[1],
                 max(time), (array_agg(session_id ORDER BY time DESC, session_id DESC))[1],
                 (array_agg(value ORDER BY time DESC, session_id DESC))[1]
-         FROM p GROUP BY u, s, h",
+         FROM p GROUP BY u, s, h"
+        ),
         keys,
     )
     .execute(conn)?;
@@ -489,11 +497,8 @@ fn roll_up(conn: &mut PgConnection, fine: &Level, coarse: &Level, keys: &[Key]) 
         )
     };
     let numbers = format!(
-        "INSERT INTO {table}
-            (user_id, series_id, field, {col}, n, sum, min, max, first_time, first, last_time, last)
-         SELECT t.u, t.s, r.field, t.k, sum(r.n), sum(r.sum), min(r.min), max(r.max),
-                min(r.first_time), (array_agg(r.first ORDER BY r.first_time, r.first))[1],
-                max(r.last_time), (array_agg(r.last ORDER BY r.last_time DESC, r.last DESC))[1]
+        "INSERT INTO {table} (user_id, series_id, field, {col}, {NUMBER_COLUMNS})
+         SELECT t.u, t.s, r.field, t.k, {NUMBERS_COMBINED}
          {rows}
          GROUP BY t.u, t.s, r.field, t.k",
         table = coarse.numbers,
@@ -501,13 +506,8 @@ fn roll_up(conn: &mut PgConnection, fine: &Level, coarse: &Level, keys: &[Key]) 
         rows = fine_rows(fine.numbers),
     );
     let values = format!(
-        "INSERT INTO {table}
-            (user_id, series_id, {col}, n, first_time, first_session, first, last_time, last_session, last)
-         SELECT t.u, t.s, t.k, sum(r.n),
-                min(r.first_time), (array_agg(r.first_session ORDER BY r.first_time, r.first_session))[1],
-                (array_agg(r.first ORDER BY r.first_time, r.first_session))[1],
-                max(r.last_time), (array_agg(r.last_session ORDER BY r.last_time DESC, r.last_session DESC))[1],
-                (array_agg(r.last ORDER BY r.last_time DESC, r.last_session DESC))[1]
+        "INSERT INTO {table} (user_id, series_id, {col}, {VALUE_COLUMNS})
+         SELECT t.u, t.s, t.k, {VALUES_COMBINED}
          {rows}
          GROUP BY t.u, t.s, t.k",
         table = coarse.values,
@@ -536,7 +536,7 @@ pub fn lag_seconds(conn: &mut PgConnection) -> QueryResult<f64> {
 }
 
 /// The hours of `user`'s `series` in `[from, to)` that await refresh, each with whether
-/// its hourly rows are exact (see [`append_partials`]); an hour may come twice, once
+/// its hourly rows are exact (see [`super::partials`]); an hour may come twice, once
 /// each way. Built with the query DSL, so that each connection prepares it once.
 pub fn pending_hours(
     conn: &mut PgConnection,

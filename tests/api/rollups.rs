@@ -73,6 +73,24 @@ fn assert_same_answers(
     with.metadata.source.to_string()
 }
 
+/// A query of `user`'s `patterns` over the whole UTC day `day` (a date, `YYYY-MM-DD`).
+fn one_day(user: Uuid, patterns: &str, interval: &str, day: &str, agg: AggFunc) -> TimeseriesQuery {
+    let start: chrono::DateTime<Utc> = format!("{day}T00:00:00Z").parse().unwrap();
+    TimeseriesQuery {
+        user_id: user,
+        session_id: None,
+        patterns: SeriesPatterns::parse(patterns).unwrap(),
+        interval: Interval::parse(interval).unwrap(),
+        start,
+        end: start + TimeDelta::days(1) - TimeDelta::microseconds(1),
+        agg: Some(agg),
+        tz: Tz::UTC,
+        fill: Fill::None,
+        smooth: None,
+        rollups: true,
+    }
+}
+
 #[actix_web::test]
 async fn the_rollup_path_answers_exactly_what_raw_points_answer() {
     let users = [Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4()];
@@ -336,19 +354,7 @@ async fn ties_inside_one_batch_break_as_raw_points_break_them() {
     assert_eq!((status, &resp["rejected"]), (200, &json!([])), "{resp}");
     let snapshot = Catalogue::new().reload(&mut conn).unwrap();
     for agg in [AggFunc::First, AggFunc::Last, AggFunc::Count, AggFunc::Sum] {
-        let q = TimeseriesQuery {
-            user_id: user,
-            session_id: None,
-            patterns: SeriesPatterns::parse("session.*").unwrap(),
-            interval: Interval::parse("hour").unwrap(),
-            start: Utc.with_ymd_and_hms(2025, 3, 2, 0, 0, 0).unwrap(),
-            end: Utc.with_ymd_and_hms(2025, 3, 3, 0, 0, 0).unwrap() - TimeDelta::microseconds(1),
-            agg: Some(agg),
-            tz: Tz::UTC,
-            fill: Fill::None,
-            smooth: None,
-            rollups: true,
-        };
+        let q = one_day(user, "session.*", "hour", "2025-03-02", agg);
         // Read from the rows the write appended, not yet refreshed.
         assert_eq!(
             assert_same_answers(&mut conn, &snapshot, &q),
@@ -413,19 +419,13 @@ async fn a_write_committed_while_the_job_recomputes_its_hour_is_counted_once() {
     // The job's recomputation holds the first write; the second one's appended rows
     // hold the second: two points, by both paths.
     let snapshot = Catalogue::new().reload(&mut conn).unwrap();
-    let q = TimeseriesQuery {
-        user_id: user,
-        session_id: None,
-        patterns: SeriesPatterns::parse("session.gut_health_score").unwrap(),
-        interval: Interval::parse("day").unwrap(),
-        start: Utc.with_ymd_and_hms(2025, 4, 1, 0, 0, 0).unwrap(),
-        end: Utc.with_ymd_and_hms(2025, 4, 2, 0, 0, 0).unwrap() - TimeDelta::microseconds(1),
-        agg: Some(AggFunc::Count),
-        tz: Tz::UTC,
-        fill: Fill::None,
-        smooth: None,
-        rollups: true,
-    };
+    let q = one_day(
+        user,
+        "session.gut_health_score",
+        "day",
+        "2025-04-01",
+        AggFunc::Count,
+    );
     assert_eq!(assert_same_answers(&mut conn, &snapshot, &q), "rollup");
     let r = query::run(&mut conn, &snapshot, &q).unwrap();
     assert_eq!(
@@ -509,19 +509,7 @@ async fn an_hour_of_appending_writes_is_merged_into_one_row_exactly() {
         AggFunc::First,
         AggFunc::Last,
     ] {
-        let q = TimeseriesQuery {
-            user_id: user,
-            session_id: None,
-            patterns: SeriesPatterns::parse("session.*").unwrap(),
-            interval: Interval::parse("hour").unwrap(),
-            start: Utc.with_ymd_and_hms(2025, 5, 6, 0, 0, 0).unwrap(),
-            end: Utc.with_ymd_and_hms(2025, 5, 7, 0, 0, 0).unwrap() - TimeDelta::microseconds(1),
-            agg: Some(agg),
-            tz: Tz::UTC,
-            fill: Fill::None,
-            smooth: None,
-            rollups: true,
-        };
+        let q = one_day(user, "session.*", "hour", "2025-05-06", agg);
         assert_eq!(
             assert_same_answers(&mut conn, &snapshot, &q),
             "rollup",
