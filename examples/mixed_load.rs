@@ -11,7 +11,9 @@
 //! has millisecond resolution, so a paced request may leave up to ~1 ms after its time,
 //! which its latency includes.
 //!
-//! Prints one JSON object. The API token is taken from SERIESD_TOKEN and sent as
+//! Prints one JSON object; with MIXED_LOAD_TRACE=FILE, also writes every answered
+//! request to FILE as `seconds-since-start kind latency-ms` (kind: the shape's index,
+//! 3 for an ingest), to see when the slow ones happened. The API token is taken from SERIESD_TOKEN and sent as
 //! `Authorization: Bearer` (/metrics needs none). Written in Rust, on one thread, so that
 //! the client takes little of the CPU it shares with the server (benches/mixed_load.py,
 //! its predecessor, took a sizeable part and added its own queueing behind the GIL).
@@ -71,6 +73,9 @@ struct Totals {
     errors: Cell<u64>,
     max_lag: Cell<Option<f64>>,
     lag_samples: Cell<u64>,
+    /// With MIXED_LOAD_TRACE=FILE: every answered request as (sent, shape or 3 for an
+    /// ingest, latency), written to FILE at the end.
+    trace: RefCell<Vec<(Instant, usize, Duration)>>,
 }
 
 fn fmt(t: DateTime<Utc>) -> String {
@@ -180,6 +185,10 @@ async fn worker(client: Client, args: Rc<Args>, totals: Rc<Totals>, seed: u64, s
             if let Some(shape) = shape {
                 totals.by_shape[shape].borrow_mut().record(took);
             }
+            totals
+                .trace
+                .borrow_mut()
+                .push((sent, shape.unwrap_or(3), took));
         } else {
             totals.errors.set(totals.errors.get() + 1);
             actix_web::rt::time::sleep(Duration::from_millis(10)).await;
@@ -268,5 +277,17 @@ fn main() -> Result<(), BoxError> {
         }).collect::<Vec<_>>(),
     });
     println!("{out}");
+    if let Ok(path) = std::env::var("MIXED_LOAD_TRACE") {
+        let trace = totals.trace.borrow();
+        let first = trace.iter().map(|t| t.0).min();
+        let lines: String = trace
+            .iter()
+            .map(|(sent, kind, took)| {
+                let at = first.map_or(0.0, |f| sent.duration_since(f).as_secs_f64());
+                format!("{at:.4} {kind} {:.3}\n", took.as_secs_f64() * 1000.0)
+            })
+            .collect();
+        std::fs::write(path, lines)?;
+    }
     Ok(())
 }

@@ -242,6 +242,8 @@ pub struct Settings {
     pub listen_addr: SocketAddr,
     pub workers: usize,
     pub db_pool_size: u32,
+    /// Uncached queries computed at once; the others wait in arrival order.
+    pub query_concurrency: usize,
     pub db_pool_timeout: Duration,
     pub statement_timeout: Duration,
     pub db_jit: bool,
@@ -344,6 +346,12 @@ impl Settings {
             db_pool_size: env
                 .get_positive("DB_POOL_SIZE", (2 * cpus).max(ingest_writers + 3) as u64)?
                 as u32,
+            // Twice the CPUs: enough to keep the cores busy while a statement waits on a
+            // round trip. Past that, more queries at once only share the cores more finely
+            // and every answer is late; waiting in line instead, a saturating mixed load's
+            // query p99 went from 2.1-2.3 to 1.5-1.7 times its p50 (same throughput), and
+            // ingests (which do not wait in this line) from 26-29 to 8-11 ms at the median.
+            query_concurrency: env.get_positive("QUERY_CONCURRENCY", 2 * cpus as u64)? as usize,
             db_pool_timeout: Duration::from_millis(env.get_positive("DB_POOL_TIMEOUT_MS", 5000)?),
             statement_timeout: Duration::from_millis(
                 env.get_positive("DB_STATEMENT_TIMEOUT_MS", 30_000)?,

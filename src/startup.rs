@@ -35,6 +35,9 @@ pub struct AppState {
     pub jobs: Vec<(&'static str, Arc<JobStats>)>,
     /// Token lookups and rate limits.
     pub auth: crate::auth::Authenticator,
+    /// Uncached queries being computed, at most `QUERY_CONCURRENCY` (see
+    /// `routes::timeseries`).
+    pub query_gate: Arc<tokio::sync::Semaphore>,
 }
 
 /// A built, bound, not yet awaited server.
@@ -101,6 +104,7 @@ impl Application {
             settings.client_request_timeout,
             settings.client_disconnect_timeout,
         );
+        let query_gate = Arc::new(tokio::sync::Semaphore::new(settings.query_concurrency));
         let state = web::Data::new(AppState {
             metrics: Arc::new(Metrics::default()),
             jobs,
@@ -111,6 +115,7 @@ impl Application {
             catalogue,
             ingestor,
             auth,
+            query_gate,
         });
         spawn_rate_limit_sweeper(state.clone());
         let server = HttpServer::new(move || {
@@ -276,8 +281,12 @@ fn spawn_background_jobs(
                 lock_key: 7_236_104,
                 period,
                 run: Arc::new(|conn| {
-                    crate::db::rollups::vacuum(conn)?;
-                    Ok(String::new())
+                    let vacuumed = crate::db::rollups::vacuum(conn)?;
+                    Ok(if vacuumed.is_empty() {
+                        String::new()
+                    } else {
+                        format!("vacuumed {}", vacuumed.join(", "))
+                    })
                 }),
             },
             vacuum.clone(),

@@ -237,10 +237,29 @@ pub async fn timeseries(
             .body(body));
     }
     state.metrics.cache_misses.fetch_add(1, Ordering::Relaxed);
+    // In line behind the uncached queries already being computed (first come, first
+    // served), for no longer than a pooled connection is waited for.
+    let slot = tokio::time::timeout(
+        state.settings.db_pool_timeout,
+        state.query_gate.clone().acquire_owned(),
+    )
+    .await
+    .map_err(|_| {
+        ApiError::Unavailable(format!(
+            "Too many queries at once: this one did not start within {} ms (QUERY_CONCURRENCY queries are computed at a time).",
+            state.settings.db_pool_timeout.as_millis()
+        ))
+    })?
+    .map_err(ApiError::internal)?;
     let mut q = parsed.query;
     q.rollups = state.settings.rollups;
-    let response = db::run(&state.pool, move |conn| query::run(conn, &snapshot, &q)).await?;
-    let body = serde_json::to_vec(&response).map_err(ApiError::internal)?;
+    // The slot goes with the work: a client that leaves does not free it early.
+    let body = db::run(&state.pool, move |conn| {
+        let _slot = slot;
+        let response = query::run(conn, &snapshot, &q)?;
+        serde_json::to_vec(&response).map_err(ApiError::internal)
+    })
+    .await?;
     let ttl = if parsed.recent {
         state.settings.cache_ttl_recent
     } else {

@@ -223,43 +223,116 @@ async fn sigterm_during_a_large_ingest_completes_it() {
     }
 }
 
-/// How many of the seven tables the rollup job churns (the invalidation log and the
-/// rollup tables) have been vacuumed, after `app`'s jobs had `wait` to run.
-async fn vacuumed_rollup_tables(app: &TestApp, wait: Duration) -> i64 {
-    let mut conn = app.conn();
-    let vacuumed = "SELECT count(*) AS n FROM pg_stat_user_tables
-                    WHERE relname LIKE 'rollup\\_%' AND last_vacuum IS NOT NULL";
-    let deadline = Instant::now() + wait;
-    while Instant::now() < deadline && count(&mut conn, vacuumed) < 7 {
-        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+/// Which of the seven tables the rollup job churns (the invalidation log and the rollup
+/// tables) have been vacuumed, once `want` has been or `wait` has passed.
+async fn vacuumed_rollup_tables(app: &TestApp, want: &str, wait: Duration) -> Vec<String> {
+    #[derive(diesel::QueryableByName)]
+    struct Name {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        relname: String,
     }
-    count(&mut conn, vacuumed)
+    let mut conn = app.conn();
+    let deadline = Instant::now() + wait;
+    loop {
+        let names: Vec<String> = diesel::sql_query(
+            "SELECT relname::text FROM pg_stat_user_tables
+             WHERE relname LIKE 'rollup\\_%' AND last_vacuum IS NOT NULL ORDER BY relname",
+        )
+        .load::<Name>(&mut conn)
+        .unwrap()
+        .into_iter()
+        .map(|n| n.relname)
+        .collect();
+        if names.iter().any(|n| n == want) || Instant::now() >= deadline {
+            return names;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Whether autovacuum may vacuum behind the test's back (it is off on the test machine).
+fn autovacuum_on(conn: &mut PgConnection) -> bool {
+    count(
+        conn,
+        "SELECT (current_setting('autovacuum') = 'on')::int::int8 AS n",
+    ) == 1
 }
 
 #[actix_web::test]
-async fn the_rollup_tables_are_vacuumed_by_a_job_of_their_own() {
-    // Whatever autovacuum does: at start, then every ROLLUP_VACUUM_SECS.
-    let app = TestApp::spawn().await;
-    assert_eq!(
-        vacuumed_rollup_tables(&app, Duration::from_secs(20)).await,
-        7
-    );
-    // ROLLUP_VACUUM_SECS=0 leaves it to autovacuum (off on the test machine).
-    let app = TestApp::spawn_with(&[("ROLLUP_VACUUM_SECS", "0")]).await;
-    let autovacuum = count(
-        &mut app.conn(),
-        "SELECT (current_setting('autovacuum') = 'on')::int::int8 AS n",
-    );
-    if autovacuum == 0 {
+async fn the_vacuum_job_vacuums_the_rollup_tables_holding_enough_dead_rows() {
+    let app = TestApp::spawn_with(&[("ROLLUP_VACUUM_SECS", "1")]).await;
+    let mut conn = app.conn();
+    // Its completed runs, from /metrics (a run that vacuums nothing leaves no job_runs row).
+    let runs = || async {
+        let mut resp = app.client.get(app.url("/metrics")).send().await.unwrap();
+        let text = String::from_utf8(resp.body().await.unwrap().to_vec()).unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix("seriesd_job_runs_total{job=\"rollup-vacuum\"} "))
+            .map_or(0, |v| v.trim().parse::<u64>().unwrap())
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while runs().await < 2 && Instant::now() < deadline {
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(runs().await >= 2);
+    let autovacuum = autovacuum_on(&mut conn);
+    // Fresh tables: the job ran, and found nothing worth a vacuum.
+    if !autovacuum {
         assert_eq!(
-            vacuumed_rollup_tables(&app, Duration::from_secs(2)).await,
-            0
+            vacuumed_rollup_tables(&app, "", Duration::ZERO).await,
+            Vec::<String>::new()
+        );
+    }
+    // 1,500 invalidations, which the rollup job takes: as many dead rows in the log.
+    conn.batch_execute(
+        "INSERT INTO rollup_invalidations (user_id, series_id, hour)
+         SELECT gen_random_uuid(), 1, '2025-01-06T00:00:00Z'::timestamptz + k * interval '1 hour'
+         FROM generate_series(1, 1500) k",
+    )
+    .unwrap();
+    let vacuumed =
+        vacuumed_rollup_tables(&app, "rollup_invalidations", Duration::from_secs(30)).await;
+    assert!(
+        vacuumed.iter().any(|n| n == "rollup_invalidations"),
+        "{vacuumed:?}"
+    );
+    if !autovacuum {
+        // The rollup tables, with no dead rows, were left alone.
+        assert_eq!(vacuumed, ["rollup_invalidations"]);
+    }
+    assert_eq!(
+        count(&mut conn, "SELECT count(*) AS n FROM rollup_invalidations"),
+        0
+    );
+}
+
+#[actix_web::test]
+async fn without_the_vacuum_job_a_vacuum_still_restores_the_statement_timeout() {
+    // ROLLUP_VACUUM_SECS=0 leaves it to autovacuum.
+    let app = TestApp::spawn_with(&[("ROLLUP_VACUUM_SECS", "0")]).await;
+    let mut conn = app.conn();
+    // Dead rows in one table, their count flushed to the statistics at once.
+    conn.batch_execute(
+        "INSERT INTO rollup_monthly
+         SELECT gen_random_uuid(), 1, '', '2025-01-01', 1, 1, 1, 1, now(), 1, now(), 1
+         FROM generate_series(1, 1500);
+         DELETE FROM rollup_monthly;
+         SELECT pg_stat_force_next_flush();",
+    )
+    .unwrap();
+    conn.batch_execute("SELECT 1").unwrap();
+    if !autovacuum_on(&mut conn) {
+        assert_eq!(
+            vacuumed_rollup_tables(&app, "", Duration::from_secs(2)).await,
+            Vec::<String>::new()
         );
     }
     // The vacuum runs without the statement timeout, and the session gets its own back.
-    let mut conn = app.conn();
     conn.batch_execute("SET statement_timeout = 1234").unwrap();
-    seriesd::db::rollups::vacuum(&mut conn).unwrap();
+    assert_eq!(
+        seriesd::db::rollups::vacuum(&mut conn).unwrap(),
+        ["rollup_monthly"]
+    );
     let ms = "SELECT extract(epoch FROM current_setting('statement_timeout')::interval * 1000)::int8 AS n";
     assert_eq!(count(&mut conn, ms), 1234);
 }

@@ -5,6 +5,8 @@ use crate::helpers::{
     TestApp, TestDb, client, client_with, count, send, settings_for, start_server,
 };
 use awc::http::Method;
+use diesel::PgConnection;
+use diesel::connection::SimpleConnection;
 use serde_json::{Value, json};
 use seriesd::domain::api_token::TokenSecret;
 use std::io::{Read, Write};
@@ -798,10 +800,9 @@ async fn slow_clients_and_huge_headers_are_cut_off() {
     assert_eq!(app.get("/health/").await.0, 200);
 }
 
-#[actix_web::test]
-async fn a_query_past_the_statement_timeout_is_a_503_naming_it() {
-    // Long enough for every honest query on a loaded test machine.
-    let app = TestApp::spawn_with(&[("DB_STATEMENT_TIMEOUT_MS", "2000")]).await;
+/// A user with one session written, and a connection holding the points table, so that
+/// the user's queries wait on it (until `ROLLBACK` on the connection).
+async fn user_behind_a_points_lock(app: &TestApp) -> (Uuid, PgConnection) {
     let user = Uuid::new_v4();
     assert_eq!(
         app.post("/api/sessions/", &session(user, Uuid::new_v4(), 1.0))
@@ -809,13 +810,56 @@ async fn a_query_past_the_statement_timeout_is_a_503_naming_it() {
             .0,
         201
     );
-    // Another session holds the points table; the query waits for it until the
-    // statement timeout cancels it.
     let mut holder = app.conn();
-    use diesel::connection::SimpleConnection;
     holder
         .batch_execute("BEGIN; LOCK TABLE points IN ACCESS EXCLUSIVE MODE")
         .unwrap();
+    (user, holder)
+}
+
+#[actix_web::test]
+async fn uncached_queries_past_query_concurrency_wait_their_turn_or_get_a_503() {
+    let app =
+        TestApp::spawn_with(&[("QUERY_CONCURRENCY", "1"), ("DB_POOL_TIMEOUT_MS", "700")]).await;
+    // The first query takes the only slot and waits on a lock held elsewhere.
+    let (user, mut holder) = user_behind_a_points_lock(&app).await;
+    let path = |month: u32| {
+        format!("/api/timeseries/?user_id={user}&start_time=2024-12-01&end_time=2025-{month:02}-01")
+    };
+    let first = actix_web::rt::spawn(app.client.get(app.url(&path(2))).send());
+    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+    // The next one (another cache key) waits in line for DB_POOL_TIMEOUT_MS, then is
+    // told why, while the first is still being computed.
+    let started = Instant::now();
+    let mut resp = app.client.get(app.url(&path(3))).send().await.unwrap();
+    assert_eq!(resp.status(), 503);
+    assert!(resp.headers().get("Retry-After").is_some());
+    let body: Value = resp.json().await.unwrap();
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("QUERY_CONCURRENCY"),
+        "{body}"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(600));
+    assert!(!first.is_finished());
+    // The lock goes: the first query answers, and the slot is free again.
+    holder.batch_execute("ROLLBACK").unwrap();
+    let mut first = first.await.unwrap().unwrap();
+    assert_eq!(first.status(), 200);
+    let body: Value = first.json().await.unwrap();
+    assert_eq!(body["metadata"]["count"], 2, "{body}");
+    assert_eq!(app.get(&path(3)).await.0, 200);
+}
+
+#[actix_web::test]
+async fn a_query_past_the_statement_timeout_is_a_503_naming_it() {
+    // Long enough for every honest query on a loaded test machine.
+    let app = TestApp::spawn_with(&[("DB_STATEMENT_TIMEOUT_MS", "2000")]).await;
+    // Another session holds the points table; the query waits for it until the
+    // statement timeout cancels it.
+    let (user, mut holder) = user_behind_a_points_lock(&app).await;
     let started = Instant::now();
     let mut resp = app
         .client
