@@ -238,16 +238,16 @@ pub async fn timeseries(
     }
     state.metrics.cache_misses.fetch_add(1, Ordering::Relaxed);
     // In line behind the uncached queries already being computed (first come, first
-    // served), for no longer than a pooled connection is waited for.
+    // served), for at most QUERY_QUEUE_TIMEOUT_MS.
     let slot = tokio::time::timeout(
-        state.settings.db_pool_timeout,
+        state.settings.query_queue_timeout,
         state.query_gate.clone().acquire_owned(),
     )
     .await
     .map_err(|_| {
         ApiError::Unavailable(format!(
-            "Too many queries at once: this one did not start within {} ms (QUERY_CONCURRENCY queries are computed at a time).",
-            state.settings.db_pool_timeout.as_millis()
+            "Too many queries at once: this one did not start within {} ms (QUERY_QUEUE_TIMEOUT_MS; QUERY_CONCURRENCY queries are computed at a time).",
+            state.settings.query_queue_timeout.as_millis()
         ))
     })?
     .map_err(ApiError::internal)?;

@@ -819,8 +819,11 @@ async fn user_behind_a_points_lock(app: &TestApp) -> (Uuid, PgConnection) {
 
 #[actix_web::test]
 async fn uncached_queries_past_query_concurrency_wait_their_turn_or_get_a_503() {
-    let app =
-        TestApp::spawn_with(&[("QUERY_CONCURRENCY", "1"), ("DB_POOL_TIMEOUT_MS", "700")]).await;
+    let app = TestApp::spawn_with(&[
+        ("QUERY_CONCURRENCY", "1"),
+        ("QUERY_QUEUE_TIMEOUT_MS", "700"),
+    ])
+    .await;
     // The first query takes the only slot and waits on a lock held elsewhere.
     let (user, mut holder) = user_behind_a_points_lock(&app).await;
     let path = |month: u32| {
@@ -828,7 +831,7 @@ async fn uncached_queries_past_query_concurrency_wait_their_turn_or_get_a_503() 
     };
     let first = actix_web::rt::spawn(app.client.get(app.url(&path(2))).send());
     actix_web::rt::time::sleep(Duration::from_millis(300)).await;
-    // The next one (another cache key) waits in line for DB_POOL_TIMEOUT_MS, then is
+    // The next one (another cache key) waits in line for QUERY_QUEUE_TIMEOUT_MS, then is
     // told why, while the first is still being computed.
     let started = Instant::now();
     let mut resp = app.client.get(app.url(&path(3))).send().await.unwrap();
