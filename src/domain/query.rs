@@ -225,8 +225,7 @@ impl SeriesPatterns {
                     limits.max_chars
                 ));
             }
-            let build = |re: &str| compile(re, limits);
-            let re = match build(p) {
+            let re = match compile(p, limits) {
                 Ok(re) => re,
                 Err(regex::Error::CompiledTooBig(limit)) => {
                     return Err(format!(
@@ -240,7 +239,7 @@ impl SeriesPatterns {
                         .map(regex::escape)
                         .collect::<Vec<_>>()
                         .join(".*");
-                    match (p.contains('*'), build(&glob)) {
+                    match (p.contains('*'), compile(&glob, limits)) {
                         (true, Ok(re)) => re,
                         _ => {
                             return Err(format!(
