@@ -107,8 +107,7 @@ fn serve(settings: Settings) -> Result<(), BoxError> {
 }
 
 fn seed_command(settings: &Settings) -> Result<(), BoxError> {
-    use diesel::Connection;
-    let mut conn = diesel::PgConnection::establish(settings.database_url.as_str())?;
+    let mut conn = seriesd::db::connect(settings.database_url.as_str())?;
     let inserted = seed::seed_metric_types(&mut conn)?;
     println!("metric types inserted: {inserted}");
     Ok(())

@@ -7,7 +7,6 @@
 use crate::config::Settings;
 use crate::domain::api_token::{Scope, TokenSecret};
 use crate::services::tokens::{self, Revoked};
-use diesel::Connection;
 use diesel::pg::PgConnection;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -48,7 +47,7 @@ pub enum TokenCommand {
 
 /// Runs a `token` subcommand against `DATABASE_URL`.
 pub fn run(settings: &Settings, command: TokenCommand) -> Result<(), BoxError> {
-    let mut conn = PgConnection::establish(settings.database_url.as_str())?;
+    let mut conn = crate::db::connect(settings.database_url.as_str())?;
     match command {
         TokenCommand::Create { admin, user, name } => {
             let scope = match (admin, user) {

@@ -41,7 +41,7 @@ struct Flag {
 /// Creates the database named in `url` unless it exists. Returns whether it created it.
 pub fn create_database_if_missing(url: &DatabaseUrl) -> Result<bool, BoxError> {
     let name = url.database_name().to_string();
-    let mut admin = PgConnection::establish(&url.maintenance_url())?;
+    let mut admin = super::connect(&url.maintenance_url())?;
     let exists =
         diesel::sql_query("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS flag")
             .bind::<Text, _>(&name)
@@ -77,7 +77,7 @@ pub fn run_migrations(conn: &mut PgConnection) -> Result<usize, BoxError> {
 /// `migrate`: create the database if needed, then migrate it.
 pub fn migrate(url: &DatabaseUrl) -> Result<usize, BoxError> {
     create_database_if_missing(url)?;
-    let mut conn = PgConnection::establish(url.as_str())?;
+    let mut conn = super::connect(url.as_str())?;
     // Migrations that cut times into hours and days do it in UTC, like the service.
     diesel::connection::SimpleConnection::batch_execute(&mut conn, "SET TimeZone = 'UTC'")?;
     run_migrations(&mut conn)

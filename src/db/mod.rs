@@ -19,6 +19,7 @@ pub mod retrieval;
 pub mod rollups;
 pub mod schema;
 pub mod sessions;
+pub mod tls;
 
 use crate::config::Settings;
 use crate::error::ApiError;
@@ -58,6 +59,13 @@ impl Conn {
     }
 }
 
+/// Opens one connection. Every connection of the service is opened here, so that OpenSSL
+/// is set up before libpq uses it (see [`tls`]).
+pub fn connect(url: &str) -> diesel::ConnectionResult<PgConnection> {
+    tls::keep_openssl_until_exit();
+    PgConnection::establish(url)
+}
+
 /// Opens connections with the service's session settings.
 pub struct Manager {
     url: String,
@@ -69,8 +77,7 @@ impl r2d2::ManageConnection for Manager {
     type Error = diesel::r2d2::Error;
 
     fn connect(&self) -> Result<Conn, Self::Error> {
-        let mut inner =
-            PgConnection::establish(&self.url).map_err(diesel::r2d2::Error::ConnectionError)?;
+        let mut inner = connect(&self.url).map_err(diesel::r2d2::Error::ConnectionError)?;
         self.setup.on_acquire(&mut inner)?;
         Ok(Conn {
             inner,

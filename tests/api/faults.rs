@@ -92,7 +92,10 @@ impl Cluster {
     }
 
     fn url(&self, db: &str) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
+        format!(
+            "postgres://postgres@127.0.0.1:{}/{db}?gssencmode=disable",
+            self.port
+        )
     }
 }
 

@@ -18,8 +18,10 @@ async fn health_reports_database_and_native_storage() {
 #[actix_web::test]
 async fn health_is_503_when_the_database_is_unreachable() {
     // Port 1 on loopback: nothing listens there.
-    let url =
-        seriesd::config::DatabaseUrl::parse("postgres://postgres@127.0.0.1:1/nothing").unwrap();
+    let url = seriesd::config::DatabaseUrl::parse(
+        "postgres://postgres@127.0.0.1:1/nothing?gssencmode=disable",
+    )
+    .unwrap();
     let settings = settings_for(
         &url,
         &[("AUTO_MIGRATE", "false"), ("DB_POOL_TIMEOUT_MS", "500")],

@@ -10,7 +10,6 @@ use seriesd::services::{seed, tokens};
 use seriesd::startup::Application;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// The server the tests create their databases on.
 /// A TCP port nothing listens on right now (for servers and clusters a test starts).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -20,9 +19,17 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// The server the tests create their databases on.
 pub fn server_url() -> String {
-    std::env::var("TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
+    // Every test connects through here first: set OpenSSL up before libpq does, so that
+    // the process does not crash at exit (see `seriesd::db::tls`).
+    seriesd::db::tls::keep_openssl_until_exit();
+    // No GSSAPI: libpq asks Kerberos for credentials on every connect (`gssencmode`
+    // defaults to `prefer`), and Kerberos's exit-time destructors abort a process whose
+    // pool thread is connecting while it exits. No test uses Kerberos.
+    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| {
+        "postgres://postgres@127.0.0.1:5432/postgres?gssencmode=disable".to_string()
+    })
 }
 
 fn now_secs() -> u64 {
