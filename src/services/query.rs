@@ -175,8 +175,9 @@ pub fn match_series(snapshot: &Snapshot, patterns: &SeriesPatterns) -> Vec<Arc<M
 }
 
 /// Runs the query against the database and shapes the answer. Its statements (the hours
-/// awaiting refresh, then one per series group) share one snapshot, so an answer never
-/// holds part of a write that committed meanwhile.
+/// awaiting refresh, then one per series group, numeric groups read from rollups sharing
+/// one per aggregate) share one snapshot, so an answer never holds part of a write that
+/// committed meanwhile.
 pub fn run(
     conn: &mut PgConnection,
     snapshot: &Snapshot,
@@ -192,7 +193,8 @@ fn run_in_snapshot(
     q: &TimeseriesQuery,
 ) -> Result<QueryResponse, ApiError> {
     let matched = match_series(snapshot, &q.patterns);
-    // Group the series by (shape, aggregate): one SQL statement per group.
+    // Group the series by (shape, aggregate): one SQL statement per group, but for the
+    // numeric groups read from rollups (see `numeric` below).
     let mut groups: BTreeMap<(Shape, &'static str), (AggFunc, Vec<i32>)> = BTreeMap::new();
     for t in &matched {
         let agg = q.agg.unwrap_or_else(|| default_agg(t));
@@ -205,17 +207,27 @@ fn run_in_snapshot(
     let mut cells: Cells = BTreeMap::new();
     let mut source = Source::default();
     let all_ids: Vec<i32> = matched.iter().map(|t| t.id()).collect();
+    let shapes: BTreeMap<i32, Shape> = matched
+        .iter()
+        .map(|t| (t.id(), shape_of(&t.row.schema)))
+        .collect();
     let mut pending: Option<Pending> = None;
+    // Numbers and objects of numbers read from rollups, by aggregate: one statement reads
+    // both shapes (a number is its field ''), so `series=session.*` makes one statement
+    // less. The aggregate, the ids, and whether any of them is an object.
+    let mut numeric: BTreeMap<&'static str, (AggFunc, Vec<i32>, bool)> = BTreeMap::new();
+    let mut numeric_plan: Option<Plan> = None;
+    let selection = |series_ids: Vec<i32>| Selection {
+        user_id: q.user_id,
+        session_id: q.session_id,
+        series_ids,
+        start: q.start,
+        end: q.end,
+        interval: q.interval,
+        tz: q.tz.name().to_string(),
+    };
     for ((shape, _), (agg, ids)) in groups {
-        let sel = Selection {
-            user_id: q.user_id,
-            session_id: q.session_id,
-            series_ids: ids,
-            start: q.start,
-            end: q.end,
-            interval: q.interval,
-            tz: q.tz.name().to_string(),
-        };
+        let sel = selection(ids);
         let plan = if rollup_eligible(q, shape, agg) {
             if pending.is_none() {
                 pending = Some(pending_hours(conn, q, &all_ids)?);
@@ -241,11 +253,14 @@ fn run_in_snapshot(
         }
         match (shape, agg, plan) {
             (Shape::Number | Shape::Fields, _, Some(plan)) => {
-                let rows =
-                    rollups::aggregate_numbers(conn, &sel, agg, &plan, shape == Shape::Fields)?;
-                for r in rows {
-                    put(&mut cells, shape, r.series_id, r.bucket, &r.field, r.v);
-                }
+                // Every group's plan is the same: it depends on the query and the hours
+                // awaiting refresh only.
+                let entry = numeric
+                    .entry(agg.name())
+                    .or_insert_with(|| (agg, Vec::new(), false));
+                entry.1.extend(sel.series_ids);
+                entry.2 |= shape == Shape::Fields;
+                numeric_plan = Some(plan);
             }
             (Shape::Number, _, None) => {
                 for r in aggregates::scalar(conn, &sel, agg)? {
@@ -287,6 +302,16 @@ fn run_in_snapshot(
                         .or_default()
                         .insert(r.bucket, Cell::Json(v));
                 }
+            }
+        }
+    }
+
+    if let Some(plan) = &numeric_plan {
+        for (agg, series_ids, fields) in numeric.into_values() {
+            let sel = selection(series_ids);
+            for r in rollups::aggregate_numbers(conn, &sel, agg, plan, fields)? {
+                let shape = shapes.get(&r.series_id).copied().unwrap_or(Shape::Number);
+                put(&mut cells, shape, r.series_id, r.bucket, &r.field, r.v);
             }
         }
     }
