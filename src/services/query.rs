@@ -193,13 +193,18 @@ fn run_in_snapshot(
     q: &TimeseriesQuery,
 ) -> Result<QueryResponse, ApiError> {
     let matched = match_series(snapshot, &q.patterns);
+    let shapes: BTreeMap<i32, Shape> = matched
+        .iter()
+        .map(|t| (t.id(), shape_of(&t.row.schema)))
+        .collect();
+    let shape_of_id = |id: i32| shapes.get(&id).copied().unwrap_or(Shape::Other);
     // Group the series by (shape, aggregate): one SQL statement per group, but for the
     // numeric groups read from rollups (see `numeric` below).
     let mut groups: BTreeMap<(Shape, &'static str), (AggFunc, Vec<i32>)> = BTreeMap::new();
     for t in &matched {
         let agg = q.agg.unwrap_or_else(|| default_agg(t));
         groups
-            .entry((shape_of(&t.row.schema), agg.name()))
+            .entry((shape_of_id(t.id()), agg.name()))
             .or_insert_with(|| (agg, Vec::new()))
             .1
             .push(t.id());
@@ -207,16 +212,14 @@ fn run_in_snapshot(
     let mut cells: Cells = BTreeMap::new();
     let mut source = Source::default();
     let all_ids: Vec<i32> = matched.iter().map(|t| t.id()).collect();
-    let shapes: BTreeMap<i32, Shape> = matched
-        .iter()
-        .map(|t| (t.id(), shape_of(&t.row.schema)))
-        .collect();
-    let mut pending: Option<Pending> = None;
+    // The rollup plan: the same for every group that may use one (it depends on the query
+    // and the hours awaiting refresh only), made when the first such group comes; `None`
+    // inside when the plan is too fragmented and raw points answer instead.
+    let mut query_plan: Option<Option<Plan>> = None;
     // Numbers and objects of numbers read from rollups, by aggregate: one statement reads
     // both shapes (a number is its field ''), so `series=session.*` makes one statement
     // less. The aggregate, the ids, and whether any of them is an object.
     let mut numeric: BTreeMap<&'static str, (AggFunc, Vec<i32>, bool)> = BTreeMap::new();
-    let mut numeric_plan: Option<Plan> = None;
     let selection = |series_ids: Vec<i32>| Selection {
         user_id: q.user_id,
         session_id: q.session_id,
@@ -229,18 +232,13 @@ fn run_in_snapshot(
     for ((shape, _), (agg, ids)) in groups {
         let sel = selection(ids);
         let plan = if rollup_eligible(q, shape, agg) {
-            if pending.is_none() {
-                pending = Some(pending_hours(conn, q, &all_ids)?);
+            if query_plan.is_none() {
+                let pending = pending_hours(conn, q, &all_ids)?;
+                let end = q.end + TimeDelta::microseconds(1);
+                let plan = Plan::new(q.interval, q.tz, q.start, end, &pending);
+                query_plan = Some((plan.len() <= MAX_PLAN_SPANS).then_some(plan));
             }
-            let end = q.end + TimeDelta::microseconds(1);
-            let plan = Plan::new(
-                q.interval,
-                q.tz,
-                q.start,
-                end,
-                pending.as_ref().unwrap_or(&Pending::default()),
-            );
-            (plan.len() <= MAX_PLAN_SPANS).then_some(plan)
+            query_plan.as_ref().and_then(Option::as_ref)
         } else {
             None
         };
@@ -252,15 +250,12 @@ fn run_in_snapshot(
             None => source.raw = true,
         }
         match (shape, agg, plan) {
-            (Shape::Number | Shape::Fields, _, Some(plan)) => {
-                // Every group's plan is the same: it depends on the query and the hours
-                // awaiting refresh only.
+            (Shape::Number | Shape::Fields, _, Some(_)) => {
                 let entry = numeric
                     .entry(agg.name())
                     .or_insert_with(|| (agg, Vec::new(), false));
                 entry.1.extend(sel.series_ids);
                 entry.2 |= shape == Shape::Fields;
-                numeric_plan = Some(plan);
             }
             (Shape::Number, _, None) => {
                 for r in aggregates::scalar(conn, &sel, agg)? {
@@ -279,7 +274,7 @@ fn run_in_snapshot(
             }
             (Shape::Other, AggFunc::Count, plan) => {
                 let rows = match plan {
-                    Some(plan) => rollups::count_values(conn, &sel, &plan)?,
+                    Some(plan) => rollups::count_values(conn, &sel, plan)?,
                     None => aggregates::count(conn, &sel)?,
                 };
                 for r in rows {
@@ -292,7 +287,7 @@ fn run_in_snapshot(
             (Shape::Other, _, plan) => {
                 let last = agg == AggFunc::Last;
                 let rows = match plan {
-                    Some(plan) => rollups::first_or_last_values(conn, &sel, &plan, last)?,
+                    Some(plan) => rollups::first_or_last_values(conn, &sel, plan, last)?,
                     None => aggregates::first_or_last(conn, &sel, last)?,
                 };
                 for r in rows {
@@ -306,12 +301,18 @@ fn run_in_snapshot(
         }
     }
 
-    if let Some(plan) = &numeric_plan {
+    if let Some(Some(plan)) = &query_plan {
         for (agg, series_ids, fields) in numeric.into_values() {
             let sel = selection(series_ids);
             for r in rollups::aggregate_numbers(conn, &sel, agg, plan, fields)? {
-                let shape = shapes.get(&r.series_id).copied().unwrap_or(Shape::Number);
-                put(&mut cells, shape, r.series_id, r.bucket, &r.field, r.v);
+                put(
+                    &mut cells,
+                    shape_of_id(r.series_id),
+                    r.series_id,
+                    r.bucket,
+                    &r.field,
+                    r.v,
+                );
             }
         }
     }
@@ -325,7 +326,7 @@ fn run_in_snapshot(
     for t in &matched {
         let series_cells = cells.remove(&t.id()).unwrap_or_default();
         let agg = q.agg.unwrap_or_else(|| default_agg(t));
-        let shape = shape_of(&t.row.schema);
+        let shape = shape_of_id(t.id());
         let (buckets, mut values): (Vec<DateTime<Utc>>, Vec<Option<Cell>>) = if q.fill == Fill::None
         {
             series_cells.into_iter().map(|(b, c)| (b, Some(c))).unzip()
