@@ -2,7 +2,7 @@
 //! against.
 //!
 //! [`authenticate`] runs before routing on every request. The public routes
-//! ([`crate::routes::PUBLIC_PATHS`]: health, metrics, the API document and ReDoc) pass
+//! ([`PUBLIC_PATHS`]: health, metrics, the API document and ReDoc) pass
 //! untouched. Every other request needs `Authorization: Bearer <token>` (or DRF's
 //! `Token <token>`): no or a malformed header, or a token that is unknown or revoked, is
 //! a 401 with `WWW-Authenticate`; a token over its rate limit is a 429 with
@@ -19,7 +19,6 @@ use crate::db::{self, DbPool};
 use crate::domain::api_token::{Scope, TokenHash, TokenSecret};
 use crate::error::ApiError;
 use crate::services::tokens::{self, ActiveToken};
-use crate::startup::AppState;
 use actix_web::body::MessageBody;
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::header::AUTHORIZATION;
@@ -33,6 +32,22 @@ use std::num::NonZeroU32;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
+
+/// The routes anyone may call without a token: health for load balancers, metrics for
+/// Prometheus (they carry route patterns and counts, never user data), and the API's
+/// own description. Every other path, unknown ones included, needs a token.
+pub const PUBLIC_PATHS: &[&str] = &[
+    "/health/",
+    "/metrics/",
+    "/api/schema/",
+    "/redoc/",
+    "/redoc/redoc.standalone.js/",
+];
+
+/// Whether `path` (as routed: with its trailing slash) is one of [`PUBLIC_PATHS`].
+pub fn is_public(path: &str) -> bool {
+    PUBLIC_PATHS.contains(&path)
+}
 
 /// Who is calling: the token's id (none when `AUTH=disabled`) and what it may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -199,40 +214,40 @@ impl RateLimits {
     }
 }
 
-/// What [`authenticate`] needs: the mode, the token cache and the rate limits.
+/// What [`authenticate`] needs: the mode, the token cache, the rate limits and the pool
+/// tokens are looked up on. It is app data of its own, so that the middleware needs
+/// nothing else of the application.
 pub struct Authenticator {
     pub mode: AuthMode,
+    pool: DbPool,
     pub cache: TokenCache,
     pub limits: RateLimits,
 }
 
 impl Authenticator {
-    pub fn new(settings: &crate::config::Settings) -> Self {
+    pub fn new(settings: &crate::config::Settings, pool: DbPool) -> Self {
         Self {
             mode: settings.auth,
+            pool,
             cache: TokenCache::new(settings.auth_cache_ttl),
             limits: RateLimits::new(settings.rate_limit_per_sec, settings.rate_limit_burst),
         }
     }
 
     /// The active token behind `secret`, from the cache or the database.
-    pub async fn resolve(
-        &self,
-        pool: &DbPool,
-        secret: &TokenSecret,
-    ) -> Result<Option<ActiveToken>, ApiError> {
+    pub async fn resolve(&self, secret: &TokenSecret) -> Result<Option<ActiveToken>, ApiError> {
         let hash = secret.hash();
         let started = Instant::now();
         if let Some(known) = self.cache.get(&hash, started) {
             return Ok(known);
         }
-        let found = db::run(pool, move |conn| tokens::resolve(conn, &hash)).await?;
+        let found = db::run(&self.pool, move |conn| tokens::resolve(conn, &hash)).await?;
         self.cache.put(hash, started, found);
         Ok(found)
     }
 
     /// Who is calling, from the request's `Authorization` header.
-    async fn caller(&self, pool: &DbPool, req: &ServiceRequest) -> Result<Caller, ApiError> {
+    async fn caller(&self, req: &ServiceRequest) -> Result<Caller, ApiError> {
         if self.mode == AuthMode::Disabled {
             return Ok(Caller::ANONYMOUS_ADMIN);
         }
@@ -246,7 +261,7 @@ impl Authenticator {
                 error: None,
             });
         };
-        let Some(token) = self.resolve(pool, &secret).await? else {
+        let Some(token) = self.resolve(&secret).await? else {
             return Err(ApiError::Unauthorized {
                 detail: INVALID_TOKEN,
                 error: Some("invalid_token"),
@@ -266,14 +281,14 @@ pub async fn authenticate(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    if crate::routes::is_public(req.path()) {
+    if is_public(req.path()) {
         return Ok(next.call(req).await?.map_into_left_body());
     }
-    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
-        let e = ApiError::internal("application state missing in authenticate");
+    let Some(auth) = req.app_data::<web::Data<Authenticator>>().cloned() else {
+        let e = ApiError::internal("authenticator missing from the app data");
         return Ok(req.into_response(e.error_response()).map_into_right_body());
     };
-    match state.auth.caller(&state.pool, &req).await {
+    match auth.caller(&req).await {
         Ok(caller) => {
             req.extensions_mut().insert(caller);
             Ok(next.call(req).await?.map_into_left_body())

@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 use seriesd::config::Settings;
 use seriesd::db::maintenance;
+use seriesd::error::BoxError;
 use seriesd::services::seed;
 use seriesd::startup::Application;
 use std::process::ExitCode;
@@ -41,7 +42,7 @@ fn main() -> ExitCode {
     // The document depends on the code only: no settings, no database.
     if let Command::Openapi = cli.command {
         use std::io::Write;
-        let written = seriesd::openapi::json()
+        let written = seriesd::routes::api_doc::json()
             .map_err(|e| e.to_string())
             .and_then(|text| {
                 let mut out = std::io::stdout().lock();
@@ -94,8 +95,6 @@ fn main() -> ExitCode {
         }
     }
 }
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 fn serve(settings: Settings) -> Result<(), BoxError> {
     actix_web::rt::System::new().block_on(async move {

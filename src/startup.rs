@@ -3,12 +3,15 @@
 
 use crate::cache::Cache;
 use crate::config::{AuthMode, Settings};
-use crate::db::{self, DbPool, maintenance, partitions::PartitionManager};
-use crate::jobs::{self, Job, JobStats};
+use crate::db::{self, maintenance, partitions::PartitionManager};
+use crate::error::BoxError;
+use crate::jobs;
 use crate::metrics::Metrics;
 use crate::routes;
 use crate::services::catalogue::Catalogue;
 use crate::services::ingest::Ingestor;
+use crate::services::query::cached::{Queries, QuerySettings};
+use crate::state::AppState;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::http::KeepAlive;
 use actix_web::middleware::{Condition, NormalizePath, TrailingSlash};
@@ -16,29 +19,6 @@ use actix_web::{App, HttpServer, web};
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Hours the rollup job refreshes per transaction.
-const ROLLUP_BATCH: i64 = 500;
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// Shared by every request handler.
-pub struct AppState {
-    pub settings: Settings,
-    pub pool: DbPool,
-    pub partitions: PartitionManager,
-    pub catalogue: Catalogue,
-    pub ingestor: Ingestor,
-    pub cache: Cache,
-    pub metrics: Arc<Metrics>,
-    /// Each background job's statistics, by name.
-    pub jobs: Vec<(&'static str, Arc<JobStats>)>,
-    /// Token lookups and rate limits.
-    pub auth: crate::auth::Authenticator,
-    /// Uncached queries being computed, at most `QUERY_CONCURRENCY` (see
-    /// `routes::timeseries`).
-    pub query_gate: Arc<tokio::sync::Semaphore>,
-}
 
 /// A built, bound, not yet awaited server.
 pub struct Application {
@@ -83,7 +63,7 @@ impl Application {
             settings.ingest_batch_points,
             settings.rollup_append_hours,
         );
-        let jobs = spawn_background_jobs(&settings, &job_pool, &partitions, &catalogue);
+        let jobs = jobs::spawn_all(&settings, &job_pool, &partitions, &catalogue);
 
         let listener = TcpListener::bind(settings.listen_addr)
             .map_err(|e| format!("cannot listen on {}: {e}", settings.listen_addr))?;
@@ -93,7 +73,7 @@ impl Application {
         let cache = Cache::new(settings.redis_url.as_deref(), settings.redis_timeout);
         tracing::info!(backend = cache.backend(), "query cache");
         announce_security(&settings);
-        let auth = crate::auth::Authenticator::new(&settings);
+        let auth = Arc::new(crate::auth::Authenticator::new(&settings, pool.clone()));
         let cors_origins = settings.cors_allowed_origins.clone();
         let keep_alive = if settings.keep_alive.is_zero() {
             KeepAlive::Disabled
@@ -104,9 +84,27 @@ impl Application {
             settings.client_request_timeout,
             settings.client_disconnect_timeout,
         );
-        let query_gate = Arc::new(tokio::sync::Semaphore::new(settings.query_concurrency));
+        let metrics = Arc::new(Metrics::default());
+        let queries = Queries {
+            pool: pool.clone(),
+            cache: cache.clone(),
+            catalogue: catalogue.clone(),
+            metrics: metrics.clone(),
+            gate: Arc::new(tokio::sync::Semaphore::new(settings.query_concurrency)),
+            settings: QuerySettings {
+                prefix: settings.redis_prefix.clone(),
+                ttl: settings.cache_ttl,
+                ttl_recent: settings.cache_ttl_recent,
+                queue_timeout: settings.query_queue_timeout,
+                rollups: settings.rollups,
+            },
+        };
+        let (auth_data, metrics_data) = (
+            web::Data::from(auth.clone()),
+            web::Data::from(metrics.clone()),
+        );
         let state = web::Data::new(AppState {
-            metrics: Arc::new(Metrics::default()),
+            metrics,
             jobs,
             cache,
             settings,
@@ -115,7 +113,7 @@ impl Application {
             catalogue,
             ingestor,
             auth,
-            query_gate,
+            queries,
         });
         spawn_rate_limit_sweeper(state.clone());
         let server = HttpServer::new(move || {
@@ -125,6 +123,8 @@ impl Application {
             // before authentication, and authentication sees the normalised path.
             App::new()
                 .app_data(state.clone())
+                .app_data(auth_data.clone())
+                .app_data(metrics_data.clone())
                 .app_data(web::QueryConfig::default().error_handler(|e, _| {
                     crate::error::ApiError::BadRequest(format!("Invalid query string: {e}")).into()
                 }))
@@ -192,133 +192,4 @@ fn spawn_rate_limit_sweeper(state: web::Data<AppState>) {
             state.auth.limits.forget_idle();
         }
     });
-}
-
-/// Background jobs (on `pool`, the jobs' own): the catalogue version poll, the partition
-/// pre-maker, the rollup refresh and vacuum, and retention.
-fn spawn_background_jobs(
-    settings: &Settings,
-    pool: &DbPool,
-    partitions: &PartitionManager,
-    catalogue: &Catalogue,
-) -> Vec<(&'static str, Arc<JobStats>)> {
-    let (p, c) = (pool.clone(), catalogue.clone());
-    actix_web::rt::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        loop {
-            tick.tick().await;
-            let c = c.clone();
-            let r = db::run(&p, move |conn| Ok(c.refresh(conn)?)).await;
-            if let Err(e) = r {
-                tracing::debug!(error = %e, "catalogue refresh failed");
-            }
-        }
-    });
-    let parts = partitions.clone();
-    let ahead = i64::from(settings.partition_premake_weeks);
-    let premake = Arc::new(JobStats::default());
-    jobs::spawn(
-        pool.clone(),
-        Job {
-            name: "partition-premake",
-            quiet: false,
-            lock_key: 7_236_101,
-            period: settings.maintenance_period,
-            run: Arc::new(move |conn| {
-                let first = crate::db::partitions::week_of(chrono::Utc::now());
-                let weeks = (first..=first + ahead).collect();
-                let created = parts.ensure_weeks(conn, &weeks)?;
-                crate::db::maintenance::prune_job_runs(conn)?;
-                Ok(if created > 0 {
-                    format!("{created} weekly partitions made ahead")
-                } else {
-                    String::new()
-                })
-            }),
-        },
-        premake.clone(),
-    );
-    let mut stats = vec![("partition-premake", premake)];
-    let rollups = Arc::new(JobStats::default());
-    let budget = settings.rollup_budget;
-    jobs::spawn(
-        pool.clone(),
-        Job {
-            name: "rollup-refresh",
-            lock_key: crate::db::rollups::REFRESH_LOCK,
-            period: settings.rollup_period,
-            quiet: true,
-            // Batches until nothing is pending or the run has used its budget (see
-            // rollups::refresh_run): under a write burst the job takes a bounded share of
-            // the CPU (answers stay exact meanwhile: hours awaiting refresh are read raw).
-            // The sweep's cursor lives across runs (see rollups::Cursor).
-            run: Arc::new({
-                let cursor = std::sync::Mutex::new(crate::db::rollups::Cursor::default());
-                move |conn| {
-                    let mut cursor = cursor.lock().unwrap_or_else(|e| e.into_inner());
-                    let refreshed =
-                        crate::db::rollups::refresh_run(conn, ROLLUP_BATCH, &mut cursor, budget)?;
-                    Ok(if refreshed > 0 {
-                        format!("{refreshed} hours refreshed")
-                    } else {
-                        String::new()
-                    })
-                }
-            }),
-        },
-        rollups.clone(),
-    );
-    stats.push(("rollup-refresh", rollups));
-    // A job of its own, so that the refresh goes on while a vacuum runs (seconds on
-    // tables of millions of rows).
-    if let Some(period) = settings.rollup_vacuum_period {
-        let vacuum = Arc::new(JobStats::default());
-        jobs::spawn(
-            pool.clone(),
-            Job {
-                name: "rollup-vacuum",
-                quiet: true,
-                lock_key: 7_236_104,
-                period,
-                run: Arc::new(|conn| {
-                    let vacuumed = crate::db::rollups::vacuum(conn)?;
-                    Ok(if vacuumed.is_empty() {
-                        String::new()
-                    } else {
-                        format!("vacuumed {}", vacuumed.join(", "))
-                    })
-                }),
-            },
-            vacuum.clone(),
-        );
-        stats.push(("rollup-vacuum", vacuum));
-    }
-    if let Some(weeks) = settings.retention_weeks {
-        let parts = partitions.clone();
-        let retention = Arc::new(JobStats::default());
-        jobs::spawn(
-            pool.clone(),
-            Job {
-                name: "retention",
-                quiet: false,
-                lock_key: 7_236_102,
-                period: settings.maintenance_period,
-                run: Arc::new(move |conn| {
-                    let cutoff = chrono::Utc::now() - chrono::TimeDelta::weeks(i64::from(weeks));
-                    let dropped = crate::db::partitions::drop_older_than(conn, &parts, cutoff)?;
-                    if !dropped.is_empty() {
-                        tracing::info!(count = dropped.len(), partitions = ?dropped, "retention dropped old weeks");
-                    }
-                    Ok(if dropped.is_empty() {
-                        String::new()
-                    } else {
-                        format!("dropped {}", dropped.join(", "))
-                    })
-                }),
-            },
-            retention.clone(),
-        );
-        stats.push(("retention", retention));
-    }
-    stats
 }

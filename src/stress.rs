@@ -6,6 +6,7 @@
 //! reproducible whatever the concurrency, and memory does not grow with the number of
 //! sessions (latencies go into a fixed-size histogram).
 
+use crate::error::BoxError;
 use awc::Client;
 use awc::http::StatusCode;
 use chrono::{DateTime, TimeDelta, Utc};
@@ -14,8 +15,6 @@ use std::fmt::Write as _;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Options of `seriesd stress`.
 #[derive(Debug, Clone, clap::Args)]

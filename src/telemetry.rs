@@ -1,6 +1,6 @@
 //! Logging: the tracing subscriber and the request log.
 
-use crate::startup::AppState;
+use crate::metrics::Metrics;
 use actix_web::Error;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -34,14 +34,12 @@ pub async fn log_request(
     match &result {
         Ok(res) => {
             let status = res.status().as_u16();
-            if let Some(state) = res.request().app_data::<actix_web::web::Data<AppState>>() {
+            if let Some(metrics) = res.request().app_data::<actix_web::web::Data<Metrics>>() {
                 let route = res
                     .request()
                     .match_pattern()
                     .unwrap_or_else(|| "unmatched".into());
-                state
-                    .metrics
-                    .observe(&route, method.as_str(), status, elapsed_ms / 1000.0);
+                metrics.observe(&route, method.as_str(), status, elapsed_ms / 1000.0);
             }
             if status >= 500 {
                 tracing::warn!(status, elapsed_ms, "request failed");

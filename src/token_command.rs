@@ -6,12 +6,11 @@
 
 use crate::config::Settings;
 use crate::domain::api_token::{Scope, TokenSecret};
+use crate::error::BoxError;
 use crate::services::tokens::{self, Revoked};
 use diesel::pg::PgConnection;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// `seriesd token ...`.
 #[derive(Debug, Clone, clap::Subcommand)]

@@ -2,7 +2,7 @@
 //! `field_values`): no JSON is parsed at query time.
 
 use super::prepared::{Bind, Statement};
-use crate::domain::interval::Interval;
+use crate::domain::interval::{Interval, ORIGIN_RFC3339};
 use crate::domain::query::AggFunc;
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
@@ -10,6 +10,25 @@ use diesel::pg::data_types::PgInterval;
 use diesel::prelude::*;
 use diesel::sql_types::{Double, Integer, Nullable, Text, Timestamptz};
 use uuid::Uuid;
+
+/// The SQL aggregate over the numeric column `v` (ordered by `time` where needed).
+pub fn agg_sql(agg: AggFunc, v: &str) -> String {
+    match agg {
+        AggFunc::Avg => format!("avg({v})"),
+        AggFunc::Min => format!("min({v})"),
+        AggFunc::Max => format!("max({v})"),
+        AggFunc::Count => format!("count({v})::float8"),
+        AggFunc::Sum => format!("sum({v})"),
+        // Ties on time: the smallest value first, the largest last (as rollups do).
+        AggFunc::First => format!("(array_agg({v} ORDER BY time, {v}))[1]"),
+        AggFunc::Last => format!("(array_agg({v} ORDER BY time DESC, {v} DESC))[1]"),
+        AggFunc::Median => format!("percentile_cont(0.5) WITHIN GROUP (ORDER BY {v})"),
+        AggFunc::P90 => format!("percentile_cont(0.9) WITHIN GROUP (ORDER BY {v})"),
+        AggFunc::P95 => format!("percentile_cont(0.95) WITHIN GROUP (ORDER BY {v})"),
+        AggFunc::P99 => format!("percentile_cont(0.99) WITHIN GROUP (ORDER BY {v})"),
+        AggFunc::Stddev => format!("stddev_samp({v})"),
+    }
+}
 
 /// What to aggregate: one user's points of some series in a time range.
 #[derive(Debug, Clone)]
@@ -41,7 +60,7 @@ impl Selection {
     pub fn bucket_sql_param(&self, column: &str, param: &str) -> String {
         match self.interval {
             Interval::Fixed(_) => {
-                format!("date_bin({param}, {column}, '2000-01-03T00:00:00Z'::timestamptz)")
+                format!("date_bin({param}, {column}, '{ORIGIN_RFC3339}'::timestamptz)")
             }
             Interval::Calendar(unit) if self.tz == "UTC" => {
                 format!("date_trunc('{}', {column})", unit.sql_field())
@@ -132,7 +151,7 @@ pub fn scalar(conn: &mut PgConnection, sel: &Selection, agg: AggFunc) -> QueryRe
          FROM points WHERE {filter} AND num IS NOT NULL
          GROUP BY 1, 2 ORDER BY 1, 2",
         bucket = sel.bucket_sql(""),
-        agg = agg.sql("num"),
+        agg = agg_sql(agg, "num"),
         filter = sel.where_sql(""),
     );
     sel.bind(sql).load(conn)
@@ -158,7 +177,7 @@ pub fn fields(
          ) x
          GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
         bucket = sel.bucket_sql("p."),
-        agg = agg.sql("fv"),
+        agg = agg_sql(agg, "fv"),
         filter = sel.where_sql("p."),
     );
     sel.bind(sql).load(conn)

@@ -1,8 +1,9 @@
 //! `user_generations`: the per-user write counter behind the never-stale cache.
 
+use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
-use diesel::sql_types::{Array, Uuid as SqlUuid};
+use diesel::sql_types::{Array, Timestamptz, Uuid as SqlUuid};
 use uuid::Uuid;
 
 /// Increases the generation of each user; call inside the writing transaction.
@@ -19,6 +20,31 @@ pub fn bump(conn: &mut PgConnection, users: &[Uuid]) -> QueryResult<()> {
          ON CONFLICT (user_id) DO UPDATE SET generation = g.generation + 1",
     )
     .bind::<Array<SqlUuid>, _>(users)
+    .execute(conn)
+    .map(|_| ())
+}
+
+/// Increases the generation of every user with points before `cutoff` (they are about
+/// to be dropped); call inside the dropping transaction.
+pub fn bump_writers_before(conn: &mut PgConnection, cutoff: DateTime<Utc>) -> QueryResult<()> {
+    diesel::sql_query(
+        "INSERT INTO user_generations AS g (user_id, generation)
+         SELECT DISTINCT user_id, 1 FROM points WHERE time < $1
+         ON CONFLICT (user_id) DO UPDATE SET generation = g.generation + 1",
+    )
+    .bind::<Timestamptz, _>(cutoff)
+    .execute(conn)
+    .map(|_| ())
+}
+
+/// Increases the generation of every user with points in `table`, a partition of
+/// `points` about to be dropped; call inside the dropping transaction.
+pub fn bump_writers_in(conn: &mut PgConnection, table: &str) -> QueryResult<()> {
+    diesel::sql_query(format!(
+        "INSERT INTO user_generations AS g (user_id, generation)
+         SELECT DISTINCT user_id, 1 FROM {table}
+         ON CONFLICT (user_id) DO UPDATE SET generation = g.generation + 1"
+    ))
     .execute(conn)
     .map(|_| ())
 }

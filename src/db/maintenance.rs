@@ -2,6 +2,7 @@
 //! telling which storage mode the points table uses.
 
 use crate::config::DatabaseUrl;
+use crate::error::BoxError;
 use diesel::connection::SimpleConnection;
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
@@ -10,8 +11,6 @@ use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use serde::Serialize;
 
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// How points are stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -66,11 +65,17 @@ pub fn create_database_if_missing(url: &DatabaseUrl) -> Result<bool, BoxError> {
 /// Applies pending migrations; returns how many ran. Two processes migrating at once
 /// are serialised by an advisory lock.
 pub fn run_migrations(conn: &mut PgConnection) -> Result<usize, BoxError> {
-    conn.batch_execute("SELECT pg_advisory_lock(7236001)")?;
+    conn.batch_execute(&format!(
+        "SELECT pg_advisory_lock({})",
+        super::locks::MIGRATIONS
+    ))?;
     let result = conn
         .run_pending_migrations(MIGRATIONS)
         .map(|applied| applied.len());
-    conn.batch_execute("SELECT pg_advisory_unlock(7236001)")?;
+    conn.batch_execute(&format!(
+        "SELECT pg_advisory_unlock({})",
+        super::locks::MIGRATIONS
+    ))?;
     result
 }
 

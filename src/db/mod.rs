@@ -9,6 +9,7 @@ pub mod aggregates;
 pub mod api_tokens;
 pub mod generations;
 pub mod job_runs;
+pub mod locks;
 pub mod maintenance;
 pub mod metric_types;
 pub mod partials;
@@ -144,6 +145,29 @@ pub fn build_pool(settings: &Settings, size: u32) -> DbPool {
         // checkouts need no round trip.
         .test_on_check_out(false)
         .build_unchecked(manager)
+}
+
+/// Whether a transaction that failed with `e` may simply be run again: a serialization
+/// failure (SQLSTATE `40001`, which diesel reports as its own kind) or a deadlock
+/// (`40P01`). Diesel keeps the SQLSTATE of the codes it has no kind for to itself, so a
+/// deadlock is known by PostgreSQL's primary message, which it writes in English unless
+/// the server's `lc_messages` says otherwise; this is the one place that matches text.
+pub fn is_retryable(e: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind as K, Error as E};
+    match e {
+        E::DatabaseError(K::SerializationFailure, _) => true,
+        E::DatabaseError(K::Unknown, info) => info.message().starts_with("deadlock detected"),
+        _ => false,
+    }
+}
+
+/// Whether a write failed because no partition of `points` holds a row's time: SQLSTATE
+/// `23514` (a check violation; the tables ingest writes have no `CHECK` constraints of
+/// their own), e.g. after another process's retention dropped a week this one had
+/// seen.
+pub fn is_missing_partition(e: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind as K, Error as E};
+    matches!(e, E::DatabaseError(K::CheckViolation, _))
 }
 
 /// Runs `f` with a pooled connection on the blocking thread pool.

@@ -9,6 +9,7 @@
 //! On TimescaleDB the hypertable makes its own chunks and every call here is a no-op.
 
 use super::maintenance::StorageMode;
+use crate::domain::interval::ORIGIN_SECS;
 use chrono::{DateTime, TimeDelta, Utc};
 use diesel::connection::SimpleConnection;
 use diesel::pg::PgConnection;
@@ -19,11 +20,6 @@ use std::sync::{Arc, RwLock};
 
 /// Seconds in a week.
 pub const WEEK_SECS: i64 = 7 * 24 * 3600;
-/// 2000-01-03T00:00:00Z, a Monday: the origin of weeks and of fixed-width buckets.
-pub const ORIGIN_SECS: i64 = 946_857_600;
-
-/// Advisory-lock class for partition creation (first key of the two-key form).
-const LOCK_CLASS: i32 = 7_236_002;
 
 /// The index of the week holding `t` (may be negative).
 pub fn week_of(t: DateTime<Utc>) -> i64 {
@@ -159,7 +155,8 @@ fn create_week(conn: &mut PgConnection, week: i64) -> QueryResult<bool> {
     let lock_key = i32::try_from(week).unwrap_or(i32::MAX);
     conn.transaction(|conn| {
         conn.batch_execute(&format!(
-            "SELECT pg_advisory_xact_lock({LOCK_CLASS}, {lock_key})"
+            "SELECT pg_advisory_xact_lock({}, {lock_key})",
+            super::locks::PARTITION_CLASS
         ))?;
         #[derive(QueryableByName)]
         struct Exists {
@@ -201,18 +198,13 @@ pub fn drop_older_than(
         // A UTC midnight, so that no hourly or daily rollup straddles it.
         let cutoff = crate::domain::rollup_plan::day_of(cutoff);
         return conn.transaction(|conn| {
-            diesel::sql_query(
-                "INSERT INTO user_generations AS g (user_id, generation)
-                 SELECT DISTINCT user_id, 1 FROM points WHERE time < $1
-                 ON CONFLICT (user_id) DO UPDATE SET generation = g.generation + 1",
-            )
-            .bind::<diesel::sql_types::Timestamptz, _>(cutoff)
-            .execute(conn)?;
+            super::generations::bump_writers_before(conn, cutoff)?;
             // Every stored time lies in the years the API accepts.
-            let earliest = chrono::NaiveDate::from_ymd_opt(crate::domain::timestamp::MIN_YEAR, 1, 1)
-                .unwrap_or(chrono::NaiveDate::MIN)
-                .and_time(chrono::NaiveTime::MIN)
-                .and_utc();
+            let earliest =
+                chrono::NaiveDate::from_ymd_opt(crate::domain::timestamp::MIN_YEAR, 1, 1)
+                    .unwrap_or(chrono::NaiveDate::MIN)
+                    .and_time(chrono::NaiveTime::MIN)
+                    .and_utc();
             super::rollups::forget_range(conn, earliest, cutoff)?;
             let chunks: Vec<Chunk> = diesel::sql_query(
                 "SELECT c::text AS name FROM drop_chunks('points', older_than => $1) c",
@@ -221,13 +213,7 @@ pub fn drop_older_than(
             .load(conn)?;
             // drop_chunks keeps a chunk that reaches past the cutoff whole: the hours of
             // its points before the cutoff are rolled up again.
-            diesel::sql_query(
-                "INSERT INTO rollup_invalidations (user_id, series_id, hour)
-                 SELECT DISTINCT user_id, series_id, date_bin('1 hour', time, '2000-01-03T00:00:00Z')
-                 FROM points WHERE time < $1",
-            )
-            .bind::<diesel::sql_types::Timestamptz, _>(cutoff)
-            .execute(conn)?;
+            super::rollups::invalidate_before(conn, cutoff)?;
             Ok(chunks.into_iter().map(|c| c.name).collect())
         });
     }
@@ -246,12 +232,7 @@ pub fn drop_older_than(
     for week in weeks {
         let name = partition_name(week);
         conn.transaction(|conn| {
-            diesel::sql_query(format!(
-                "INSERT INTO user_generations AS g (user_id, generation)
-                 SELECT DISTINCT user_id, 1 FROM {name}
-                 ON CONFLICT (user_id) DO UPDATE SET generation = g.generation + 1"
-            ))
-            .execute(conn)?;
+            super::generations::bump_writers_in(conn, &name)?;
             super::rollups::forget_range(conn, week_start(week), week_start(week + 1))?;
             conn.batch_execute(&format!("DROP TABLE IF EXISTS {name}"))
         })?;

@@ -1,6 +1,7 @@
 //! The `sessions` table: ownership checks and upserts done by ingest; listing, detail
 //! and deletion (with the session's points).
 
+use super::locks::SESSION_CLASS;
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
@@ -8,15 +9,12 @@ use diesel::sql_types::{Array, Nullable, Timestamptz, Uuid as SqlUuid};
 use std::collections::HashMap;
 use uuid::Uuid;
 
-/// Advisory-lock class for session ownership (first key of the two-key form).
-const LOCK_CLASS: i32 = 7_236_003;
-
 /// Takes a transaction-scoped advisory lock per session id, in a fixed order so that
 /// concurrent batches never deadlock. Held until commit, it makes "is this session id
 /// free, then claim it" atomic across processes.
 pub fn lock_session_ids(conn: &mut PgConnection, ids: &[Uuid]) -> QueryResult<()> {
     diesel::sql_query(format!(
-        "SELECT count(pg_advisory_xact_lock({LOCK_CLASS}, k)) AS n FROM (
+        "SELECT count(pg_advisory_xact_lock({SESSION_CLASS}, k)) AS n FROM (
             SELECT DISTINCT hashtext(s::text) AS k FROM unnest($1::uuid[]) s ORDER BY 1
          ) keys"
     ))

@@ -5,9 +5,15 @@
 //! `day`, `week`, `month`, `quarter` and `year` are calendar buckets, in UTC or in the
 //! query's `tz`.
 
-use crate::db::partitions::ORIGIN_SECS;
 use chrono::{DateTime, Datelike, Months, NaiveDate, TimeDelta, TimeZone, Utc};
 use chrono_tz::Tz;
+
+/// 2000-01-03T00:00:00Z, a Monday (TimescaleDB's `time_bucket` origin): the origin of
+/// fixed-width buckets and of the weekly partitions.
+pub const ORIGIN_SECS: i64 = 946_857_600;
+
+/// [`ORIGIN_SECS`] as SQL's `date_bin` takes it.
+pub const ORIGIN_RFC3339: &str = "2000-01-03T00:00:00Z";
 
 /// A calendar unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -185,6 +191,13 @@ fn local_midnight(day: NaiveDate, tz: Tz) -> DateTime<Utc> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_origin_is_one_instant_in_both_spellings() {
+        let origin = DateTime::parse_from_rfc3339(ORIGIN_RFC3339).unwrap();
+        assert_eq!(origin.timestamp(), ORIGIN_SECS);
+        assert_eq!(origin.weekday(), chrono::Weekday::Mon);
+    }
 
     fn utc(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)

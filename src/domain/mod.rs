@@ -2,8 +2,10 @@
 //! edge ("parse, don't validate"); services and the database layer only see them.
 
 pub mod api_token;
+pub mod gap_fill;
 pub mod interval;
 pub mod json_depth;
 pub mod query;
 pub mod rollup_plan;
+pub mod series_shape;
 pub mod timestamp;

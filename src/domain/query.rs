@@ -69,25 +69,6 @@ impl AggFunc {
                 )
             })
     }
-
-    /// The SQL aggregate over the numeric column `v` (ordered by `time` where needed).
-    pub fn sql(self, v: &str) -> String {
-        match self {
-            Self::Avg => format!("avg({v})"),
-            Self::Min => format!("min({v})"),
-            Self::Max => format!("max({v})"),
-            Self::Count => format!("count({v})::float8"),
-            Self::Sum => format!("sum({v})"),
-            // Ties on time: the smallest value first, the largest last (as rollups do).
-            Self::First => format!("(array_agg({v} ORDER BY time, {v}))[1]"),
-            Self::Last => format!("(array_agg({v} ORDER BY time DESC, {v} DESC))[1]"),
-            Self::Median => format!("percentile_cont(0.5) WITHIN GROUP (ORDER BY {v})"),
-            Self::P90 => format!("percentile_cont(0.9) WITHIN GROUP (ORDER BY {v})"),
-            Self::P95 => format!("percentile_cont(0.95) WITHIN GROUP (ORDER BY {v})"),
-            Self::P99 => format!("percentile_cont(0.99) WITHIN GROUP (ORDER BY {v})"),
-            Self::Stddev => format!("stddev_samp({v})"),
-        }
-    }
 }
 
 /// `fill`.

@@ -2,8 +2,8 @@
 //! (`GET /api/schema/`) and ReDoc (`GET /redoc/`, with its script at
 //! `/redoc/redoc.standalone.js`; no CDN is involved).
 
+use super::api_doc;
 use crate::error::ApiError;
-use crate::openapi;
 use crate::routes::query_params::check;
 use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use actix_web::{HttpResponse, web};
@@ -42,9 +42,9 @@ pub enum DocumentFormat {
 
 /// The document, rendered once.
 static DOCUMENT_JSON: LazyLock<Result<String, String>> =
-    LazyLock::new(|| openapi::json().map_err(|e| e.to_string()));
+    LazyLock::new(|| api_doc::json().map_err(|e| e.to_string()));
 static DOCUMENT_YAML: LazyLock<Result<String, String>> =
-    LazyLock::new(|| openapi::yaml().map_err(|e| e.to_string()));
+    LazyLock::new(|| api_doc::yaml().map_err(|e| e.to_string()));
 
 #[utoipa::path(
     get,
@@ -63,7 +63,6 @@ static DOCUMENT_YAML: LazyLock<Result<String, String>> =
             (String = "application/yaml"),
         )),
         (status = 400, response = crate::openapi::BadRequest),
-        (status = 405, response = crate::openapi::MethodNotAllowed),
     )
 )]
 pub async fn schema(params: web::Query<HashMap<String, String>>) -> Result<HttpResponse, ApiError> {
@@ -93,7 +92,6 @@ pub async fn schema(params: web::Query<HashMap<String, String>>) -> Result<HttpR
                    this server.",
     responses(
         (status = 200, description = "The page.", body = String, content_type = "text/html"),
-        (status = 405, response = crate::openapi::MethodNotAllowed),
     )
 )]
 pub async fn redoc() -> HttpResponse {
@@ -113,7 +111,6 @@ pub async fn redoc() -> HttpResponse {
     responses(
         (status = 200, description = "The script.", body = String,
             content_type = "application/javascript"),
-        (status = 405, response = crate::openapi::MethodNotAllowed),
     )
 )]
 pub async fn redoc_script() -> HttpResponse {

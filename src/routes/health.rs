@@ -1,10 +1,9 @@
 //! `GET /health/`: database reachability, storage mode and cache backend.
 
-use crate::db::maintenance;
-use crate::startup::AppState;
+use crate::services::health;
+use crate::state::AppState;
 use actix_web::{HttpResponse, web};
 use serde::Serialize;
-use std::time::Duration;
 use utoipa::ToSchema;
 
 /// The service's health: 200 when the database answers, 503 otherwise.
@@ -83,28 +82,10 @@ pub enum CacheBackend {
             headers(("Retry-After" = u32, description = "Seconds to wait before retrying.")),
             example = json!({"status": "unavailable", "database": "unreachable", "storage": "native-partitions",
                 "cache": {"backend": "redis", "reachable": true}, "detail": "Database unavailable."})),
-        (status = 405, response = crate::openapi::MethodNotAllowed),
     )
 )]
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
-    let pool = state.pool.clone();
-    let partitions = state.partitions.clone();
-    let probe = web::block(move || -> Result<&'static str, String> {
-        let mut conn = pool
-            .get_timeout(Duration::from_secs(2))
-            .map_err(|e| e.to_string())?;
-        if let Err(e) = maintenance::ping(&mut conn) {
-            conn.mark_broken();
-            return Err(e.to_string());
-        }
-        partitions
-            .mode(&mut conn)
-            .map(|m| m.as_str())
-            .map_err(|e| e.to_string())
-    })
-    .await
-    .map_err(|e| e.to_string())
-    .and_then(|r| r);
+    let probe = health::probe_database(&state.pool, &state.partitions).await;
     let cache = CacheHealth {
         backend: state.cache.backend(),
         reachable: state.cache.reachable().await,

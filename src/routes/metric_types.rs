@@ -8,11 +8,14 @@ use crate::domain::json_depth;
 use crate::error::ApiError;
 use crate::routes::query_params::{LimitOffset, check};
 use crate::routes::sessions::read_body;
+use crate::services::catalogue_admin::Kind;
 use crate::services::catalogue_admin::{self, MetricTypeInput, MetricTypeView};
-use crate::startup::AppState;
+use crate::state::AppState;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Map, json};
+use std::collections::BTreeMap;
 use std::collections::HashMap;
+use utoipa::{IntoParams, ToSchema};
 
 /// Default page size of the list.
 pub const DEFAULT_LIMIT: i64 = 100;
@@ -40,12 +43,10 @@ async fn read_input(
     tag = "metric types",
     summary = "List the metric types",
     description = "The catalogue, by series name, in DRF's limit/offset envelope.",
-    params(crate::openapi::MetricTypeListParams),
+    params(MetricTypeListParams),
     responses(
-        (status = 200, description = "One page.", body = crate::openapi::MetricTypePage),
+        (status = 200, description = "One page.", body = MetricTypePage),
         (status = 400, response = crate::openapi::BadRequest),
-        (status = 503, response = crate::openapi::Unavailable),
-        (status = 405, response = crate::openapi::MethodNotAllowed),
     )
 )]
 pub async fn list(
@@ -75,8 +76,6 @@ pub async fn list(
     responses(
         (status = 200, description = "The metric type.", body = MetricTypeView),
         (status = 404, response = crate::openapi::NotFound),
-        (status = 503, response = crate::openapi::Unavailable),
-        (status = 405, response = crate::openapi::MethodNotAllowed),
     )
 )]
 pub async fn get(
@@ -97,7 +96,7 @@ pub async fn get(
     summary = "Create a metric type",
     description = "Adds a series to the catalogue (admin tokens only). The schema must \
                    itself be a valid JSON Schema.",
-    request_body(content = crate::openapi::MetricTypeCreate, content_type = "application/json"),
+    request_body(content = MetricTypeCreate, content_type = "application/json"),
     responses(
         (status = 201, description = "Created.", body = MetricTypeView),
         (status = 400, description = "Malformed JSON (`detail`), or field errors: a missing or \
@@ -109,8 +108,6 @@ pub async fn get(
         (status = 413, response = crate::openapi::PayloadTooLarge),
         (status = 403, response = crate::openapi::Forbidden),
         (status = 408, response = crate::openapi::RequestTimeout),
-        (status = 503, response = crate::openapi::Unavailable),
-        (status = 405, response = crate::openapi::MethodNotAllowed),
     )
 )]
 pub async fn create(
@@ -140,7 +137,7 @@ pub async fn create(
                    points are not re-validated or rewritten.",
     params(("series" = String, Path, description = "The series name: 1–255 characters from `A-Z a-z 0-9 _ . : -`.",
         pattern = "^[A-Za-z0-9_.:-]{1,255}$", example = "session.urine.color")),
-    request_body(content = crate::openapi::MetricTypeReplace, content_type = "application/json"),
+    request_body(content = MetricTypeReplace, content_type = "application/json"),
     responses(
         (status = 200, description = "Replaced.", body = MetricTypeView),
         (status = 201, description = "Created.", body = MetricTypeView),
@@ -148,8 +145,6 @@ pub async fn create(
         (status = 413, response = crate::openapi::PayloadTooLarge),
         (status = 403, response = crate::openapi::Forbidden),
         (status = 408, response = crate::openapi::RequestTimeout),
-        (status = 503, response = crate::openapi::Unavailable),
-        (status = 405, response = crate::openapi::MethodNotAllowed),
     )
 )]
 pub async fn replace(
@@ -197,8 +192,6 @@ pub async fn replace(
             body = crate::openapi::ErrorDetail,
             example = json!({"detail": "Metric type 'lab.ph' has stored points; add ?force=true to delete them with it."})),
         (status = 403, response = crate::openapi::Forbidden),
-        (status = 503, response = crate::openapi::Unavailable),
-        (status = 405, response = crate::openapi::MethodNotAllowed),
     )
 )]
 pub async fn delete(
@@ -225,4 +218,89 @@ pub async fn delete(
     })
     .await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+// ---------------------------------------------------------------------------------------
+// What the document says of the parameters and bodies this handler reads from a raw map
+// or parses itself.
+
+/// `GET /api/metrictypes/`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct MetricTypeListParams {
+    /// Page size; values over 1000 are capped to it. Default 100.
+    #[param(minimum = 1)]
+    limit: Option<i64>,
+    /// Types to skip. Default 0.
+    #[param(minimum = 0)]
+    offset: Option<i64>,
+}
+
+/// A metric type to create (`POST /api/metrictypes/`).
+#[derive(ToSchema)]
+#[schema(example = json!({
+    "series": "lab.ph",
+    "schema": {"type": "number", "minimum": 0, "maximum": 14},
+    "description": "Urine pH",
+    "kind": "measure"
+}))]
+#[allow(dead_code)]
+pub struct MetricTypeCreate {
+    /// The series name: 1–255 characters from `A-Z a-z 0-9 _ . : -`.
+    #[schema(pattern = "^[A-Za-z0-9_.:-]{1,255}$")]
+    series: String,
+    /// A JSON Schema (Draft 7, 2019-09 or 2020-12) every value of the series must match:
+    /// an object or a boolean.
+    #[schema(value_type = JsonSchemaDoc)]
+    schema: serde_json::Value,
+    /// Free text. Default empty.
+    description: Option<String>,
+    /// How the series aggregates by default; `null` means `measure`.
+    kind: Option<Kind>,
+}
+
+/// A metric type's new definition (`PUT /api/metrictypes/{series}/`).
+#[derive(ToSchema)]
+#[schema(example = json!({
+    "schema": {"type": "number", "minimum": 0, "maximum": 14},
+    "description": "Urine pH",
+    "kind": "measure"
+}))]
+#[allow(dead_code)]
+pub struct MetricTypeReplace {
+    /// May be left out (or `null`); when given it must equal the name in the URL.
+    #[schema(pattern = "^[A-Za-z0-9_.:-]{1,255}$")]
+    series: Option<String>,
+    /// A JSON Schema (Draft 7, 2019-09 or 2020-12) every value of the series must match:
+    /// an object or a boolean.
+    #[schema(value_type = JsonSchemaDoc)]
+    schema: serde_json::Value,
+    /// Free text. Default empty.
+    description: Option<String>,
+    /// How the series aggregates by default; `null` means `measure`.
+    kind: Option<Kind>,
+}
+
+/// A JSON Schema: an object or a boolean.
+#[derive(ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum JsonSchemaDoc {
+    Object(BTreeMap<String, serde_json::Value>),
+    Boolean(bool),
+}
+
+/// A limit/offset page of metric types (DRF's envelope).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct MetricTypePage {
+    /// Metric types in all pages.
+    count: i64,
+    /// The next page's absolute URL, `null` on the last.
+    next: Option<String>,
+    /// The previous page's absolute URL, `null` on the first.
+    previous: Option<String>,
+    /// By series name.
+    results: Vec<MetricTypeView>,
 }

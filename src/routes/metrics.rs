@@ -1,6 +1,6 @@
 //! `GET /metrics`: Prometheus text about the service itself.
 
-use crate::startup::AppState;
+use crate::state::AppState;
 use actix_web::{HttpResponse, web};
 
 /// `GET /metrics/`: Prometheus text about the service itself.
@@ -17,7 +17,6 @@ use actix_web::{HttpResponse, web};
         (status = 200, description = "Prometheus text exposition format 0.0.4.", body = String,
             content_type = "text/plain; version=0.0.4",
             example = json!("# TYPE seriesd_points_ingested_total counter\nseriesd_points_ingested_total 10\n")),
-        (status = 405, response = crate::openapi::MethodNotAllowed),
     )
 )]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
@@ -33,11 +32,7 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         &jobs,
     );
     // Read from the database; left out while it is unreachable.
-    if let Ok(lag) = crate::db::run(&state.pool, |conn| {
-        Ok(crate::db::rollups::lag_seconds(conn)?)
-    })
-    .await
-    {
+    if let Ok(lag) = crate::services::health::rollup_lag(&state.pool).await {
         body.push_str(&format!(
             "# HELP seriesd_rollup_lag_seconds Age of the oldest hour awaiting rollup refresh (0: none).\n\
              # TYPE seriesd_rollup_lag_seconds gauge\nseriesd_rollup_lag_seconds {lag}\n"

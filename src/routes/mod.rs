@@ -4,8 +4,10 @@
 //! the slash to requests that lack it, so both forms work. The one table below,
 //! [`ROUTES`], is both what [`configure`] registers and what the OpenAPI test compares
 //! the document against, so a route cannot be added without being documented.
-//! [`PUBLIC_PATHS`] lists the few that need no token; the others all do.
+//! [`PUBLIC_PATHS`] (kept by [`crate::auth`]) lists the few that need no token; the
+//! others all do.
 
+pub mod api_doc;
 pub mod docs;
 pub mod health;
 pub mod metric_types;
@@ -75,21 +77,7 @@ routes! {
     "/redoc/redoc.standalone.js/" as "redoc-script" { GET => docs::redoc_script }
 }
 
-/// The routes anyone may call without a token: health for load balancers, metrics for
-/// Prometheus (they carry route patterns and counts, never user data), and the API's
-/// own description. Every other path, unknown ones included, needs a token.
-pub const PUBLIC_PATHS: &[&str] = &[
-    "/health/",
-    "/metrics/",
-    "/api/schema/",
-    "/redoc/",
-    "/redoc/redoc.standalone.js/",
-];
-
-/// Whether `path` (as routed: with its trailing slash) is one of [`PUBLIC_PATHS`].
-pub fn is_public(path: &str) -> bool {
-    PUBLIC_PATHS.contains(&path)
-}
+pub use crate::auth::{PUBLIC_PATHS, is_public};
 
 /// The JSON 405 of every resource, with the `Allow` header RFC 9110 asks for.
 pub async fn method_not_allowed(

@@ -7,17 +7,20 @@ use crate::db;
 use crate::domain::query::{PatternLimits, SeriesPatterns};
 use crate::domain::timestamp::parse_time_param;
 use crate::error::ApiError;
+use crate::openapi::TimeParam;
 use crate::routes::query_params::{limit_param, required_uuid, url_with, uuid_param};
 use crate::services::retrieval::{
     self, Export, Format, LatestQuery, LatestResponse, Page, PageRow, PointKey, PointsQuery,
 };
-use crate::startup::AppState;
+use crate::state::AppState;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 use tracing::Instrument;
+use utoipa::IntoParams;
+use uuid::Uuid;
 
 /// Default page size of the JSON format.
 pub const DEFAULT_LIMIT: i64 = 1000;
@@ -86,13 +89,11 @@ pub fn parse_latest(
                    query): one backwards index probe per series, never a scan of the user's \
                    history. Two points of different sessions at the same instant: the larger \
                    session id wins.",
-    params(crate::openapi::LatestParams),
+    params(LatestParams),
     responses(
         (status = 200, description = "The latest points, by series name.", body = LatestResponse),
         (status = 400, response = crate::openapi::BadRequest),
         (status = 403, response = crate::openapi::Forbidden),
-        (status = 503, response = crate::openapi::Unavailable),
-        (status = 405, response = crate::openapi::MethodNotAllowed),
     )
 )]
 pub async fn latest(
@@ -184,7 +185,7 @@ pub fn parse_points(
                    `time,series,session_id,value`, the JSON value quoted) or `format=ndjson` \
                    (one object per line): the whole range streamed as a download; a failure \
                    part-way aborts the response rather than truncating it.",
-    params(crate::openapi::PointsParams),
+    params(PointsParams),
     responses(
         (status = 200,
             headers(("Content-Disposition" = String,
@@ -200,8 +201,6 @@ pub fn parse_points(
             )),
         (status = 400, response = crate::openapi::BadRequest),
         (status = 403, response = crate::openapi::Forbidden),
-        (status = 503, response = crate::openapi::Unavailable),
-        (status = 405, response = crate::openapi::MethodNotAllowed),
     )
 )]
 pub async fn points(
@@ -297,6 +296,60 @@ async fn export(
         ));
     }
     Ok(response.streaming(first.chain(rest)))
+}
+
+// ---------------------------------------------------------------------------------------
+// What the document says of the parameters and bodies this handler reads from a raw map
+// or parses itself.
+
+/// `GET /api/timeseries/latest/`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct LatestParams {
+    /// The user whose points are read.
+    #[param(example = "6f1c3c36-8a6e-4a52-9d1e-3f1b7c0e9a11")]
+    user_id: Uuid,
+    /// Series patterns, as for `GET /api/timeseries/`. Default: every series.
+    #[param(example = "session.urine.*")]
+    series: Option<String>,
+    /// The latest point at or before this time. Default: now.
+    #[param(value_type = Option<TimeParam>)]
+    as_of: Option<String>,
+    /// Only this session's points.
+    session_id: Option<Uuid>,
+}
+
+/// `GET /api/timeseries/points/`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct PointsParams {
+    /// The user whose points are read.
+    #[param(example = "6f1c3c36-8a6e-4a52-9d1e-3f1b7c0e9a11")]
+    user_id: Uuid,
+    /// Series patterns, as for `GET /api/timeseries/`. Default: every series.
+    series: Option<String>,
+    /// Start of the range, inclusive. Default: from the first point.
+    #[param(value_type = Option<TimeParam>)]
+    start_time: Option<String>,
+    /// End of the range, inclusive. Default: to the last point.
+    #[param(value_type = Option<TimeParam>)]
+    end_time: Option<String>,
+    /// Only this session's points.
+    session_id: Option<Uuid>,
+    /// The answer's format. Default `json`.
+    format: Option<Format>,
+    /// The JSON page size (exports ignore it); values over 10,000 are capped to it.
+    /// Default 1000.
+    #[param(minimum = 1)]
+    limit: Option<i64>,
+    /// A `next_cursor` from a previous page: continue strictly after that point.
+    #[param(
+        pattern = "^[A-Za-z0-9_-]{39}$",
+        example = "AQAGKpm9n-cAAAAABB8cPDaKbkpSnR4_G3wOmhE"
+    )]
+    cursor: Option<String>,
 }
 
 #[cfg(test)]

@@ -8,11 +8,14 @@ use crate::domain::json_depth;
 use crate::error::ApiError;
 use crate::routes::query_params::{self, LimitOffset};
 use crate::services::ingest::{self, BulkReport, IngestOutcome, Rejection, SessionWrite};
+use crate::services::sessions::SessionView;
 use crate::services::sessions::{self as session_service, SessionDetail};
-use crate::startup::AppState;
+use crate::state::AppState;
 use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::BytesMut;
 use futures_util::StreamExt;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
 
 /// Bodies larger than this are parsed on the blocking pool, off the async workers.
 const INLINE_PARSE_LIMIT: usize = 64 * 1024;
@@ -124,7 +127,7 @@ async fn parse(state: &web::Data<AppState>, body: web::Bytes) -> Result<SessionW
                    A user token may only post its own user's sessions (403 otherwise, \
                    before anything is written).",
     request_body(
-        content = crate::openapi::SessionBody,
+        content = SessionBody,
         content_type = "application/json",
         description = "The session: `{user_id, session_id, start_ts, data: [{series, time, value}]}`, \
                        at most `MAX_POINTS_PER_REQUEST` points and `MAX_BODY_MIB` MiB.",
@@ -143,8 +146,6 @@ async fn parse(state: &web::Data<AppState>, body: web::Bytes) -> Result<SessionW
         (status = 413, response = crate::openapi::PayloadTooLarge),
         (status = 403, response = crate::openapi::Forbidden),
         (status = 408, response = crate::openapi::RequestTimeout),
-        (status = 503, response = crate::openapi::Unavailable),
-        (status = 405, response = crate::openapi::MethodNotAllowed),
     )
 )]
 pub async fn create(
@@ -184,7 +185,7 @@ const BULK_PARSE_BYTES: usize = 1024 * 1024;
                    in the report with the body of a 403. The content type is not checked.",
     request_body(
         content(
-            (Vec<crate::openapi::SessionBody> = "application/x-ndjson", example = json!([
+            (Vec<SessionBody> = "application/x-ndjson", example = json!([
                 {"user_id": "6f1c3c36-8a6e-4a52-9d1e-3f1b7c0e9a11", "session_id": "1f1c3c36-8a6e-4a52-9d1e-3f1b7c0e9a11",
                  "data": [{"series": "session.gut_health_score", "time": "2025-01-01T00:02:00Z", "value": {"value": 6}}]},
                 {"user_id": "6f1c3c36-8a6e-4a52-9d1e-3f1b7c0e9a11", "session_id": "2f1c3c36-8a6e-4a52-9d1e-3f1b7c0e9a11",
@@ -203,8 +204,6 @@ const BULK_PARSE_BYTES: usize = 1024 * 1024;
             have been committed.", body = crate::openapi::ErrorDetail,
             example = json!({"detail": "Line 3 exceeds the limit of 64 MiB (MAX_BODY_MIB)."})),
         (status = 408, response = crate::openapi::RequestTimeout),
-        (status = 503, response = crate::openapi::Unavailable),
-        (status = 405, response = crate::openapi::MethodNotAllowed),
     )
 )]
 pub async fn bulk(
@@ -364,13 +363,11 @@ pub const MAX_LIST_LIMIT: i64 = 1000;
     summary = "List a user's sessions",
     description = "Newest first, in DRF's limit/offset envelope. A user token may only list \
                    its own user's sessions (403 otherwise).",
-    params(crate::openapi::SessionListParams),
+    params(SessionListParams),
     responses(
-        (status = 200, description = "One page.", body = crate::openapi::SessionPage),
+        (status = 200, description = "One page.", body = SessionPage),
         (status = 400, response = crate::openapi::BadRequest),
         (status = 403, response = crate::openapi::Forbidden),
-        (status = 503, response = crate::openapi::Unavailable),
-        (status = 405, response = crate::openapi::MethodNotAllowed),
     )
 )]
 pub async fn list(
@@ -414,8 +411,6 @@ fn session_id(path: &str) -> Result<uuid::Uuid, ApiError> {
     responses(
         (status = 200, description = "The session.", body = SessionDetail),
         (status = 404, response = crate::openapi::NotFound),
-        (status = 503, response = crate::openapi::Unavailable),
-        (status = 405, response = crate::openapi::MethodNotAllowed),
     )
 )]
 pub async fn detail(
@@ -447,8 +442,6 @@ pub async fn detail(
     responses(
         (status = 204, description = "Deleted."),
         (status = 404, response = crate::openapi::NotFound),
-        (status = 503, response = crate::openapi::Unavailable),
-        (status = 405, response = crate::openapi::MethodNotAllowed),
     )
 )]
 pub async fn delete(
@@ -463,4 +456,80 @@ pub async fn delete(
     })
     .await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+// ---------------------------------------------------------------------------------------
+// What the document says of the parameters and bodies this handler reads from a raw map
+// or parses itself.
+
+/// `GET /api/sessions/`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct SessionListParams {
+    /// The user whose sessions are listed.
+    #[param(example = "6f1c3c36-8a6e-4a52-9d1e-3f1b7c0e9a11")]
+    user_id: Uuid,
+    /// Page size; values over 1000 are capped to it. Default 100.
+    #[param(minimum = 1)]
+    limit: Option<i64>,
+    /// Sessions to skip. Default 0.
+    #[param(minimum = 0)]
+    offset: Option<i64>,
+}
+
+/// A session of points, as `POST /api/sessions/` takes it (and each line of
+/// `POST /api/sessions/bulk/`).
+#[derive(ToSchema)]
+#[schema(example = json!({
+    "user_id": "6f1c3c36-8a6e-4a52-9d1e-3f1b7c0e9a11",
+    "session_id": "1f1c3c36-8a6e-4a52-9d1e-3f1b7c0e9a11",
+    "start_ts": "2025-01-01T00:00:00Z",
+    "data": [
+        {"series": "session.urine.color", "time": "2025-01-01T00:01:00Z", "value": {"r": 255, "g": 255, "b": 255}},
+        {"series": "session.example.series", "time": "2025-01-01T00:01:00Z", "value": {"value": "example value"}},
+        {"series": "session.gut_health_score", "time": "2025-01-01T00:02:00Z", "value": {"value": 6}}
+    ]
+}))]
+#[allow(dead_code)]
+pub struct SessionBody {
+    /// The user the session belongs to; a session never changes user.
+    user_id: Uuid,
+    /// The session; posting it again adds points and replaces changed ones.
+    session_id: Uuid,
+    /// When the session started (RFC 3339 with a zone), if known.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    start_ts: Option<String>,
+    /// The points; all are stored or none.
+    data: Vec<PointBody>,
+}
+
+/// One point of a session.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct PointBody {
+    /// A series of the catalogue (`GET /api/metrictypes/`).
+    #[schema(example = "session.urine.color")]
+    series: String,
+    /// RFC 3339 with a zone, years 1900–2200; kept to microseconds.
+    #[schema(value_type = String, format = DateTime)]
+    time: String,
+    /// Any JSON valid against the series' schema; stored as sent. NaN and infinite
+    /// numbers are refused.
+    #[schema(value_type = Value, example = json!({"r": 255, "g": 255, "b": 255}))]
+    value: serde_json::Value,
+}
+
+/// A limit/offset page of sessions (DRF's envelope).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct SessionPage {
+    /// Sessions in all pages.
+    count: i64,
+    /// The next page's absolute URL, `null` on the last.
+    next: Option<String>,
+    /// The previous page's absolute URL, `null` on the first.
+    previous: Option<String>,
+    /// Newest first.
+    results: Vec<SessionView>,
 }

@@ -1,32 +1,25 @@
 //! `GET /api/timeseries/`: bucketed aggregates, cached.
 
 use crate::auth::Caller;
-use crate::db::{self, generations};
 use crate::domain::interval::Interval;
 use crate::domain::query::{AggFunc, Fill, PatternLimits, SeriesPatterns};
 use crate::domain::timestamp::parse_time_param;
 use crate::error::ApiError;
+use crate::openapi::{IntervalParam, TimeParam};
 use crate::routes::query_params::{required_uuid, uuid_param};
-use crate::services::query::{self, QueryResponse, TimeseriesQuery};
-use crate::startup::AppState;
+use crate::services::query::cached::CachedQuery;
+use crate::services::query::{QueryResponse, TimeseriesQuery};
+use crate::state::AppState;
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
+use utoipa::IntoParams;
+use uuid::Uuid;
 
 /// Most buckets a trailing moving average may span.
 pub const MAX_SMOOTH: usize = 1000;
-
-/// A parsed query and what its cache key is made of.
-pub struct Parsed {
-    pub query: TimeseriesQuery,
-    /// The normalised parameters; defaulted times appear as `now` tokens.
-    pub key: String,
-    /// The range reaches the present or the future: cache briefly.
-    pub recent: bool,
-}
 
 /// Validates every parameter; all problems are reported at once, by parameter.
 pub fn parse_params(
@@ -34,7 +27,7 @@ pub fn parse_params(
     now: DateTime<Utc>,
     max_buckets: i64,
     pattern_limits: &PatternLimits,
-) -> Result<Parsed, ApiError> {
+) -> Result<CachedQuery, ApiError> {
     let mut errors = Map::new();
     let user_id = required_uuid(params, "user_id", &mut errors);
     let session_id = uuid_param(params, "session_id", &mut errors);
@@ -148,19 +141,7 @@ pub fn parse_params(
     else {
         return Err(ApiError::Invalid(Value::Object(errors)));
     };
-    let key = format!(
-        "u={user_id}|s={}|p={}|i={}|st={}|en={}|a={}|tz={}|f={}|sm={}",
-        session_id.map(|s| s.to_string()).unwrap_or_default(),
-        patterns.source.join(","),
-        interval.canonical(),
-        start_given.map_or("now-7d".to_string(), |t| t.timestamp_micros().to_string()),
-        end_given.map_or("now".to_string(), |t| t.timestamp_micros().to_string()),
-        agg.map_or("default", |a| a.name()),
-        tz.name(),
-        fill.name(),
-        smooth.unwrap_or(0),
-    );
-    Ok(Parsed {
+    Ok(CachedQuery {
         query: TimeseriesQuery {
             user_id,
             session_id,
@@ -174,8 +155,9 @@ pub fn parse_params(
             smooth,
             rollups: true,
         },
-        key,
-        recent: end_given.is_none_or(|e| e >= now),
+        start_given,
+        end_given,
+        now,
     })
 }
 
@@ -193,7 +175,7 @@ pub fn parse_params(
                    and never stale: a write for the user makes every cached answer for that \
                    user unreachable. A range holding more than `MAX_BUCKETS` buckets per \
                    series is a 400 naming `interval`.",
-    params(crate::openapi::TimeseriesParams),
+    params(TimeseriesParams),
     responses(
         (status = 200, description = "The aggregates.", body = QueryResponse,
             headers(("X-Cache" = String, description = "`HIT` when answered from the cache, else `MISS`."))),
@@ -202,8 +184,6 @@ pub fn parse_params(
             example = json!({"agg_func": ["'mode' is not an aggregate function; use one of avg, min, max, count, sum, first, last, median, p90, p95, p99, stddev."],
                              "user_id": ["This parameter is required."]})),
         (status = 403, response = crate::openapi::Forbidden),
-        (status = 503, response = crate::openapi::Unavailable),
-        (status = 405, response = crate::openapi::MethodNotAllowed),
     )
 )]
 pub async fn timeseries(
@@ -217,57 +197,52 @@ pub async fn timeseries(
         state.settings.max_buckets,
         &state.settings.pattern_limits,
     )?;
-    let user = parsed.query.user_id;
     // Before the cache: an answer cached for one user is never served to another's token.
-    caller.authorize_user(user)?;
-    let generation = db::run(&state.pool, move |conn| {
-        Ok(generations::current(conn, user)?)
-    })
-    .await?;
-    let snapshot = state.catalogue.snapshot();
-    let key = format!(
-        "{}:ts:v1:{user}:{generation}:{}:{}",
-        state.settings.redis_prefix, snapshot.version, parsed.key
-    );
-    if let Some(body) = state.cache.get(&key).await {
-        state.metrics.cache_hits.fetch_add(1, Ordering::Relaxed);
-        return Ok(HttpResponse::Ok()
-            .insert_header(("X-Cache", "HIT"))
-            .content_type("application/json")
-            .body(body));
-    }
-    state.metrics.cache_misses.fetch_add(1, Ordering::Relaxed);
-    // In line behind the uncached queries already being computed (first come, first
-    // served), for at most QUERY_QUEUE_TIMEOUT_MS.
-    let slot = tokio::time::timeout(
-        state.settings.query_queue_timeout,
-        state.query_gate.clone().acquire_owned(),
-    )
-    .await
-    .map_err(|_| {
-        ApiError::Unavailable(format!(
-            "Too many queries at once: this one did not start within {} ms (QUERY_QUEUE_TIMEOUT_MS; QUERY_CONCURRENCY queries are computed at a time).",
-            state.settings.query_queue_timeout.as_millis()
-        ))
-    })?
-    .map_err(ApiError::internal)?;
-    let mut q = parsed.query;
-    q.rollups = state.settings.rollups;
-    // The slot goes with the work: a client that leaves does not free it early.
-    let body = db::run(&state.pool, move |conn| {
-        let _slot = slot;
-        let response = query::run(conn, &snapshot, &q)?;
-        serde_json::to_vec(&response).map_err(ApiError::internal)
-    })
-    .await?;
-    let ttl = if parsed.recent {
-        state.settings.cache_ttl_recent
-    } else {
-        state.settings.cache_ttl
-    };
-    state.cache.set(&key, body.clone(), ttl).await;
+    caller.authorize_user(parsed.query.user_id)?;
+    let answer = state.queries.answer(parsed).await?;
     Ok(HttpResponse::Ok()
-        .insert_header(("X-Cache", "MISS"))
+        .insert_header(("X-Cache", if answer.hit { "HIT" } else { "MISS" }))
         .content_type("application/json")
-        .body(body))
+        .body(answer.body))
+}
+
+// ---------------------------------------------------------------------------------------
+// What the document says of the parameters and bodies this handler reads from a raw map
+// or parses itself.
+
+/// `GET /api/timeseries/`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct TimeseriesParams {
+    /// The user whose points are read.
+    #[param(example = "6f1c3c36-8a6e-4a52-9d1e-3f1b7c0e9a11")]
+    user_id: Uuid,
+    /// Only this session's points.
+    session_id: Option<Uuid>,
+    /// Comma-separated patterns, each matched against the whole series name: a regular
+    /// expression (`session.urine.*`), or, if it is not a valid one, a `*` glob
+    /// (`*.color`). At most 32 patterns of 256 characters. Default: every series.
+    #[param(example = "session.*")]
+    series: Option<String>,
+    /// The bucket width. Default `week`.
+    #[param(value_type = Option<IntervalParam>)]
+    interval: Option<String>,
+    /// Start of the range, inclusive. Default: `end_time` minus 7 days.
+    #[param(value_type = Option<TimeParam>)]
+    start_time: Option<String>,
+    /// End of the range, inclusive. Default: now.
+    #[param(value_type = Option<TimeParam>)]
+    end_time: Option<String>,
+    /// The aggregate. Default: by the series' kind (`avg`; `sum` for `count`, `last` for
+    /// `sample`).
+    agg_func: Option<AggFunc>,
+    /// An IANA time zone for calendar buckets and bucket labels. Default `UTC`.
+    #[param(example = "Europe/Paris")]
+    tz: Option<String>,
+    /// Gap filling. Default `none`.
+    fill: Option<Fill>,
+    /// Trailing moving average over the last N buckets of each series, after the fill.
+    #[param(minimum = 1, maximum = 1000)]
+    smooth: Option<u32>,
 }

@@ -2,6 +2,7 @@
 
 pub mod catalogue;
 pub mod catalogue_admin;
+pub mod health;
 pub mod ingest;
 pub mod query;
 pub mod retrieval;

@@ -10,7 +10,7 @@ const COMMITTED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/openapi.js
 
 #[test]
 fn committed_document_is_current() {
-    let generated = seriesd::openapi::json().expect("document");
+    let generated = seriesd::routes::api_doc::json().expect("document");
     let committed = std::fs::read_to_string(COMMITTED).unwrap_or_default();
     if committed != generated {
         let first_difference = committed
@@ -70,7 +70,7 @@ async fn schema_is_openapi_3_and_names_every_registered_route() {
         let body = resp.body().limit(16 << 20).await.unwrap();
         assert_eq!(
             std::str::from_utf8(&body).unwrap(),
-            seriesd::openapi::json().unwrap(),
+            seriesd::routes::api_doc::json().unwrap(),
             "the served document is the generated one"
         );
         let doc: Value = serde_json::from_slice(&body).unwrap();
@@ -117,7 +117,7 @@ fn every_reference_in_the_document_resolves() {
             _ => {}
         }
     }
-    let doc: Value = serde_json::from_str(&seriesd::openapi::json().unwrap()).unwrap();
+    let doc: Value = serde_json::from_str(&seriesd::routes::api_doc::json().unwrap()).unwrap();
     let mut all = Vec::new();
     refs(&doc, &mut all);
     assert!(!all.is_empty());

@@ -21,10 +21,16 @@
 //! Failures that are not about a request (start-up, CLI commands) use `anyhow`-style
 //! boxed errors in `main` instead.
 
+pub mod body;
+
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::{Value, json};
 use std::fmt;
+
+/// The error of start-up and command-line code, where any cause ends the program with
+/// its message (requests answer [`ApiError`] instead).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 #[derive(Debug)]
 pub enum ApiError {

@@ -3,6 +3,10 @@
 //! lock). A failing job logs, backs off (doubling, up to its period) and runs again; it
 //! never takes the server down.
 
+mod background;
+
+pub use background::spawn_all;
+
 use crate::db::{self, DbPool, job_runs};
 use crate::error::ApiError;
 use diesel::pg::PgConnection;

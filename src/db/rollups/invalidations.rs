@@ -1,0 +1,202 @@
+//! The invalidation log: the (user, series, hour) keys that writes, deletions and
+//! retention touch, recorded in the same transaction as the write; the rollups forgotten
+//! with deleted data; the hours awaiting refresh as queries and `/metrics` see them.
+
+use super::*;
+use crate::domain::interval::ORIGIN_RFC3339;
+use crate::domain::rollup_plan::{month_of, next_month};
+use chrono::{DateTime, Utc};
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Double, Integer, Nullable, Timestamptz, Uuid as SqlUuid};
+use uuid::Uuid;
+/// The statement recording as awaiting refresh the hours of the points that `source`
+/// (`FROM` and `WHERE` text) selects.
+pub(super) fn invalidate_sql(source: &str) -> String {
+    format!(
+        "INSERT INTO rollup_invalidations (user_id, series_id, hour)
+         SELECT DISTINCT user_id, series_id, date_bin('1 hour', time, '{ORIGIN_RFC3339}')
+         FROM {source}"
+    )
+}
+
+/// Records the hours a staged batch touches as awaiting refresh. Call inside the
+/// writing transaction, after the points were written from `points_staging`.
+pub fn invalidate_staged(conn: &mut PgConnection) -> QueryResult<usize> {
+    diesel::sql_query(invalidate_sql("points_staging")).execute(conn)
+}
+
+/// Records the hours of every point before `cutoff` (a retention cut that keeps some of
+/// them). Call inside the cutting transaction.
+pub fn invalidate_before(conn: &mut PgConnection, cutoff: DateTime<Utc>) -> QueryResult<usize> {
+    diesel::sql_query(invalidate_sql("points WHERE time < $1"))
+        .bind::<Timestamptz, _>(cutoff)
+        .execute(conn)
+}
+
+/// Records the hours holding a session's points (before they are deleted).
+pub fn invalidate_session(
+    conn: &mut PgConnection,
+    user: Uuid,
+    session: Uuid,
+) -> QueryResult<usize> {
+    diesel::sql_query(invalidate_sql(
+        "points WHERE user_id = $1 AND session_id = $2",
+    ))
+    .bind::<SqlUuid, _>(user)
+    .bind::<SqlUuid, _>(session)
+    .execute(conn)
+}
+
+/// Forgets every rollup of a series (its points were deleted). Call inside the deleting
+/// transaction.
+pub fn forget_series(conn: &mut PgConnection, series_id: i32) -> QueryResult<()> {
+    exclude_refresh(conn)?;
+    let tables = rollup_tables().map(|(t, _)| t);
+    for table in tables.chain(["rollup_invalidations"]) {
+        diesel::sql_query(format!("DELETE FROM {table} WHERE series_id = $1"))
+            .bind::<Integer, _>(series_id)
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Forgets rollups of the hours in `[from, to)` (retention drops their points; call it in
+/// the dropping transaction, before the drop). It first waits for a running refresh to
+/// end (and keeps the job out until the transaction ends), so no rollup a refresh writes
+/// survives. `from` and `to` are UTC midnights, so no daily rollup straddles them; a
+/// month that straddles one loses its row and gets an invalidation (its first hour), so
+/// the rollup job recomputes it from the days that remain and queries read it by the day
+/// meanwhile.
+pub fn forget_range(
+    conn: &mut PgConnection,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> QueryResult<()> {
+    exclude_refresh(conn)?;
+    let tables = rollup_tables().map(|(table, column)| {
+        // A month is forgotten when any part of it is.
+        let from = if column == "month" {
+            month_of(from)
+        } else {
+            from
+        };
+        (table, column, from)
+    });
+    for (table, column, from) in [("rollup_invalidations", "hour", from)]
+        .into_iter()
+        .chain(tables)
+    {
+        diesel::sql_query(format!(
+            "DELETE FROM {table} WHERE {column} >= $1 AND {column} < $2"
+        ))
+        .bind::<Timestamptz, _>(from)
+        .bind::<Timestamptz, _>(to)
+        .execute(conn)?;
+    }
+    for edge in [from, to] {
+        let month = month_of(edge);
+        if month == edge {
+            continue;
+        }
+        for table in [DAILY.numbers, DAILY.values] {
+            diesel::sql_query(format!(
+                "INSERT INTO rollup_invalidations (user_id, series_id, hour)
+                 SELECT DISTINCT user_id, series_id, $1::timestamptz FROM {table}
+                 WHERE day >= $1 AND day < $2"
+            ))
+            .bind::<Timestamptz, _>(month)
+            .bind::<Timestamptz, _>(next_month(month))
+            .execute(conn)?;
+        }
+    }
+    Ok(())
+}
+
+/// An invalidation row.
+#[derive(QueryableByName)]
+pub(super) struct Pending {
+    #[diesel(sql_type = SqlUuid)]
+    pub(super) user_id: Uuid,
+    #[diesel(sql_type = Integer)]
+    pub(super) series_id: i32,
+    #[diesel(sql_type = Timestamptz)]
+    pub(super) hour: DateTime<Utc>,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    pub(super) hourly_exact: bool,
+}
+
+impl Pending {
+    pub(super) fn key(&self) -> Key {
+        (self.user_id, self.series_id, self.hour)
+    }
+}
+
+/// Where the rollup job's sweep over the pending hours stands: the last (user, series,
+/// hour) it refreshed. The job takes pending hours in key order from here, wrapping
+/// around, so a batch holds neighbouring hours of one series (a day and a month are
+/// recomputed once for many of their hours, not once per hour as in arrival order after
+/// a bulk load), and every pending hour is reached within one sweep.
+#[derive(Debug, Default, Clone)]
+pub struct Cursor(pub(super) Option<Key>);
+
+/// Up to `limit` pending hours after `cursor` in key order (all of them from the
+/// lowest key when there is no cursor), locked for this transaction.
+pub(super) fn pending_after(
+    conn: &mut PgConnection,
+    cursor: &Cursor,
+    limit: i64,
+) -> QueryResult<Vec<Key>> {
+    const SELECT: &str = "SELECT user_id, series_id, hour, hourly_exact FROM rollup_invalidations";
+    const ORDER: &str = "ORDER BY user_id, series_id, hour LIMIT $1 FOR UPDATE SKIP LOCKED";
+    let rows: Vec<Pending> = match cursor.0 {
+        None => diesel::sql_query(format!("{SELECT} {ORDER}"))
+            .bind::<BigInt, _>(limit)
+            .load(conn),
+        Some((user, series, hour)) => diesel::sql_query(format!(
+            "{SELECT} WHERE (user_id, series_id, hour) > ($2, $3, $4) {ORDER}"
+        ))
+        .bind::<BigInt, _>(limit)
+        .bind::<SqlUuid, _>(user)
+        .bind::<Integer, _>(series)
+        .bind::<Timestamptz, _>(hour)
+        .load(conn),
+    }?;
+    Ok(rows.iter().map(Pending::key).collect())
+}
+
+#[derive(QueryableByName)]
+pub(super) struct Lag {
+    #[diesel(sql_type = Nullable<Double>)]
+    seconds: Option<f64>,
+}
+
+/// Seconds since the oldest hour still awaiting refresh was invalidated (0 when none).
+pub fn lag_seconds(conn: &mut PgConnection) -> QueryResult<f64> {
+    let lag: Lag = diesel::sql_query(
+        "SELECT extract(epoch FROM now() - min(created_at))::float8 AS seconds FROM rollup_invalidations",
+    )
+    .get_result(conn)?;
+    Ok(lag.seconds.unwrap_or(0.0).max(0.0))
+}
+
+/// The hours of `user`'s `series` in `[from, to)` that await refresh, each with whether
+/// its hourly rows are exact (see [`crate::db::partials`]); an hour may come twice, once
+/// each way. Built with the query DSL, so that each connection prepares it once.
+pub fn pending_hours(
+    conn: &mut PgConnection,
+    user: Uuid,
+    series: &[i32],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> QueryResult<Vec<(DateTime<Utc>, bool)>> {
+    use crate::db::schema::rollup_invalidations::dsl;
+    dsl::rollup_invalidations
+        .filter(dsl::user_id.eq(user))
+        .filter(dsl::series_id.eq_any(series))
+        .filter(dsl::hour.ge(from))
+        .filter(dsl::hour.lt(to))
+        .select((dsl::hour, dsl::hourly_exact))
+        .distinct()
+        .load(conn)
+}

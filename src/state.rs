@@ -1,0 +1,32 @@
+//! [`AppState`]: what every request handler shares. A module of its own, below the
+//! routes and the middleware and above the services it holds, so that neither the
+//! handlers nor the middleware import the start-up code.
+
+use crate::auth::Authenticator;
+use crate::cache::Cache;
+use crate::config::Settings;
+use crate::db::DbPool;
+use crate::db::partitions::PartitionManager;
+use crate::jobs::JobStats;
+use crate::metrics::Metrics;
+use crate::services::catalogue::Catalogue;
+use crate::services::ingest::Ingestor;
+use crate::services::query::cached::Queries;
+use std::sync::Arc;
+
+/// Shared by every request handler.
+pub struct AppState {
+    pub settings: Settings,
+    pub pool: DbPool,
+    pub partitions: PartitionManager,
+    pub catalogue: Catalogue,
+    pub ingestor: Ingestor,
+    pub cache: Cache,
+    pub metrics: Arc<Metrics>,
+    /// Each background job's statistics, by name.
+    pub jobs: Vec<(&'static str, Arc<JobStats>)>,
+    /// Token lookups and rate limits (also app data of its own, for the middleware).
+    pub auth: Arc<Authenticator>,
+    /// Cached, queued aggregate queries.
+    pub queries: Queries,
+}
