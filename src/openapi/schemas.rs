@@ -156,3 +156,18 @@ impl ToSchema for TimeParam {
         Cow::Borrowed("TimeParam")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interval_names_all_parse() {
+        for name in INTERVAL_NAMES {
+            assert!(
+                crate::domain::interval::Interval::parse(name).is_ok(),
+                "{name}"
+            );
+        }
+    }
+}
