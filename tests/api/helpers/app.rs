@@ -9,6 +9,9 @@ use seriesd::domain::api_token::Scope;
 use seriesd::startup::Application;
 use std::time::Duration;
 
+/// The `detail` of every 403: a token may not do what it asks.
+pub const FORBIDDEN: &str = "You do not have permission to perform this action.";
+
 /// Settings for a test server on `db`, with extra variables applied.
 pub fn settings_for(url: &DatabaseUrl, extra: &[(&str, &str)]) -> Settings {
     let mut vars: Vec<(String, String)> = vec![
@@ -87,6 +90,11 @@ impl TestApp {
     pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
         let bytes = serde_json::to_vec(body).expect("serialise");
         self.post_raw(path, bytes).await
+    }
+
+    /// `DELETE` with another token (or none).
+    pub async fn delete_as(&self, token: Option<&str>, path: &str) -> (u16, Value) {
+        send(client_with(token).delete(self.url(path)), None).await
     }
 
     pub async fn post_raw(&self, path: &str, body: Vec<u8>) -> (u16, Value) {
