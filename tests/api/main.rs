@@ -4,6 +4,7 @@
 
 mod catalogue;
 mod cli;
+mod exports;
 mod faults;
 mod headers;
 mod health;
@@ -12,10 +13,12 @@ mod hostile_input;
 mod ingest;
 mod input_limits;
 mod jobs;
+mod latest;
 mod openapi;
 mod overload;
+mod points;
 mod query;
-mod retrieval;
 mod rollups;
+mod sessions;
 mod tenant_isolation;
 mod tokens;

@@ -92,9 +92,21 @@ impl TestApp {
         self.post_raw(path, bytes).await
     }
 
+    /// `DELETE` with the admin token.
+    pub async fn delete(&self, path: &str) -> (u16, Value) {
+        send(self.client.delete(self.url(path)), None).await
+    }
+
     /// `DELETE` with another token (or none).
     pub async fn delete_as(&self, token: Option<&str>, path: &str) -> (u16, Value) {
         send(client_with(token).delete(self.url(path)), None).await
+    }
+
+    /// Asserts that `GET path` is a 400 whose body names `field` (with its messages).
+    pub async fn assert_400_naming(&self, path: &str, field: &str) {
+        let (status, body) = self.get(path).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert!(body[field].is_array(), "{path}: {body}");
     }
 
     pub async fn post_raw(&self, path: &str, body: Vec<u8>) -> (u16, Value) {

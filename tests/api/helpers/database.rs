@@ -129,3 +129,17 @@ pub fn count(conn: &mut PgConnection, sql: &str) -> i64 {
         .expect("count query")
         .n
 }
+
+/// The id of `series` in the catalogue.
+pub fn series_id(conn: &mut PgConnection, series: &str) -> i32 {
+    #[derive(QueryableByName)]
+    struct Id {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        id: i32,
+    }
+    diesel::sql_query("SELECT id FROM metric_types WHERE series = $1")
+        .bind::<diesel::sql_types::Text, _>(series)
+        .get_result::<Id>(conn)
+        .unwrap()
+        .id
+}

@@ -1,5 +1,5 @@
-//! Sample data the tests write through the API: session bodies and series added to the
-//! catalogue.
+//! Sample data the tests write through the API: session bodies, series added to the
+//! catalogue, and seed 001's turbine readings.
 
 use super::app::TestApp;
 use serde_json::{Value, json};
@@ -23,6 +23,23 @@ pub fn scored_session(user: Uuid, session: Uuid, score: f64) -> Value {
     )
 }
 
+/// Posts one session of `(series, time, value)` points; asserts it was stored.
+pub async fn ingest<T: AsRef<str>>(
+    app: &TestApp,
+    user: Uuid,
+    session: Uuid,
+    points: &[(&str, T, Value)],
+) {
+    let data: Vec<Value> = points
+        .iter()
+        .map(|(s, t, v)| json!({"series": s, "time": t.as_ref(), "value": v}))
+        .collect();
+    let (status, resp) = app
+        .post("/api/sessions/", &session_body(user, session, data))
+        .await;
+    assert_eq!(status, 201, "{resp}");
+}
+
 /// Adds `series` to the catalogue through the API.
 pub async fn add_series(app: &TestApp, series: &str, schema: Value) {
     let (status, body) = app
@@ -32,4 +49,30 @@ pub async fn add_series(app: &TestApp, series: &str, schema: Value) {
         )
         .await;
     assert_eq!(status, 201, "{body}");
+}
+
+/// Seed 001's turbine readings: (turbine, time, output).
+const TURBINE: [(u8, &str, f64); 12] = [
+    (1, "2020-03-14T13:00:33Z", 1_000_000.0),
+    (1, "2020-03-14T13:00:34Z", 1_000_000.0),
+    (1, "2020-03-14T13:00:35Z", 1_050_000.0),
+    (1, "2020-03-14T13:00:36Z", 1_000_000.0),
+    (2, "2020-03-14T13:00:33Z", 2_000_000.0),
+    (2, "2020-03-14T13:00:34Z", 2_000_000.0),
+    (2, "2020-03-14T13:00:35Z", 2_050_000.0),
+    (2, "2020-03-14T13:00:36Z", 2_070_000.0),
+    (1, "2020-03-15T13:00:33Z", 1_010_000.0),
+    (1, "2020-03-15T13:00:34Z", 1_020_000.0),
+    (1, "2020-03-15T13:00:35Z", 1_030_000.0),
+    (1, "2020-03-15T13:00:36Z", 1_030_000.0),
+];
+
+/// Seed 001's readings of turbine `turbine` (1 or 2) at times that start with `prefix`
+/// (a day, or "" for all), as `turbine.output` points to [`ingest`].
+pub fn turbine_output(turbine: u8, prefix: &str) -> Vec<(&'static str, &'static str, Value)> {
+    TURBINE
+        .iter()
+        .filter(|(tid, t, _)| *tid == turbine && t.starts_with(prefix))
+        .map(|(_, t, v)| ("turbine.output", *t, json!(v)))
+        .collect()
 }
