@@ -1,6 +1,8 @@
 //! Background jobs: advisory locks across processes, retention, graceful shutdown.
 
-use crate::helpers::{TestApp, TestDb, count, free_port, serve_command, sigterm, wait_for_port};
+use crate::helpers::{
+    TestApp, TestDb, count, free_port, serve_command, session_body, sigterm, wait_for_port,
+};
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use serde_json::json;
@@ -180,8 +182,7 @@ async fn sigterm_during_a_large_ingest_completes_it() {
     let data: Vec<serde_json::Value> = (0..200_000)
         .map(|i| json!({"series": "session.gut_health_score", "time": (start + chrono::TimeDelta::seconds(i)).to_rfc3339(), "value": {"value": i}}))
         .collect();
-    let body =
-        serde_json::to_vec(&json!({"user_id": user, "session_id": sid, "data": data})).unwrap();
+    let body = serde_json::to_vec(&session_body(user, sid, data)).unwrap();
     let client = crate::helpers::client();
     let request = client
         .post(format!("http://127.0.0.1:{port}/api/sessions/"))
