@@ -2,7 +2,7 @@
 //! replacing and deleting types (with and without `force`), and that every change is
 //! seen at once by ingest and never rewrites stored points.
 
-use crate::helpers::{TestApp, count, send};
+use crate::helpers::{TestApp, add_series, count, send};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -14,10 +14,6 @@ async fn put(app: &TestApp, path: &str, body: &Value) -> (u16, Value) {
         Some(serde_json::to_vec(body).unwrap()),
     )
     .await
-}
-
-async fn delete(app: &TestApp, path: &str) -> (u16, Value) {
-    send(app.client.delete(app.url(path)), None).await
 }
 
 /// Posts one point of `series` for `user`; returns the status and body.
@@ -50,13 +46,7 @@ const SEEDED: [&str; 4] = [
 async fn the_list_is_a_drf_limit_offset_page() {
     let app = TestApp::spawn().await;
     for name in ["a.first", "z.last", "m:middle-1"] {
-        let (status, body) = app
-            .post(
-                "/api/metrictypes/",
-                &json!({"series": name, "schema": {"type": "number"}}),
-            )
-            .await;
-        assert_eq!(status, 201, "{body}");
+        add_series(&app, name, json!({"type": "number"})).await;
     }
     let mut all: Vec<String> = SEEDED.iter().map(|s| s.to_string()).collect();
     all.extend(["a.first", "z.last", "m:middle-1"].map(String::from));
@@ -146,9 +136,8 @@ async fn the_list_is_a_drf_limit_offset_page() {
         ("offset=-1", "offset"),
         ("offset=1.5", "offset"),
     ] {
-        let (status, body) = app.get(&format!("/api/metrictypes/?{q}")).await;
-        assert_eq!(status, 400, "{q}: {body}");
-        assert!(body[name].is_array(), "{q}: {body}");
+        app.assert_400_naming(&format!("/api/metrictypes/?{q}"), name)
+            .await;
     }
 }
 
@@ -366,10 +355,10 @@ async fn deleting_a_type_with_points_needs_force_which_deletes_them() {
     )
     .await;
     assert_eq!(status, 201);
-    let (status, body) = delete(&app, "/api/metrictypes/tmp.unused/").await;
+    let (status, body) = app.delete("/api/metrictypes/tmp.unused/").await;
     assert_eq!((status, body), (204, Value::Null));
     assert_eq!(app.get("/api/metrictypes/tmp.unused/").await.0, 404);
-    assert_eq!(delete(&app, "/api/metrictypes/tmp.unused/").await.0, 404);
+    assert_eq!(app.delete("/api/metrictypes/tmp.unused/").await.0, 404);
 
     // With points of two users.
     let (status, _) = put(
@@ -405,16 +394,18 @@ async fn deleting_a_type_with_points_needs_force_which_deletes_them() {
 
     let id_sql = "SELECT count(*) AS n FROM points p JOIN metric_types m ON m.id = p.series_id WHERE m.series = 'lab.ketones'";
     assert_eq!(count(&mut app.conn(), id_sql), 2);
-    let (status, body) = delete(&app, "/api/metrictypes/lab.ketones/").await;
+    let (status, body) = app.delete("/api/metrictypes/lab.ketones/").await;
     assert_eq!(status, 409, "{body}");
     assert!(body["detail"].as_str().unwrap().contains("force=true"));
     assert_eq!(count(&mut app.conn(), id_sql), 2);
-    let (status, body) = delete(&app, "/api/metrictypes/lab.ketones/?force=perhaps").await;
+    let (status, body) = app
+        .delete("/api/metrictypes/lab.ketones/?force=perhaps")
+        .await;
     assert_eq!(status, 400);
     assert!(body["force"].is_array());
 
     let total_before = count(&mut app.conn(), "SELECT count(*) AS n FROM points");
-    let (status, _) = delete(&app, "/api/metrictypes/lab.ketones/?force=true").await;
+    let (status, _) = app.delete("/api/metrictypes/lab.ketones/?force=true").await;
     assert_eq!(status, 204);
     assert_eq!(
         count(&mut app.conn(), "SELECT count(*) AS n FROM points"),
@@ -466,7 +457,7 @@ async fn nul_characters_are_refused_or_name_no_type() {
     for path in ["/api/metrictypes/a%00b/", "/api/metrictypes/a%20b/"] {
         let (status, body) = app.get(path).await;
         assert_eq!(status, 404, "GET {path}: {body}");
-        let (status, body) = delete(&app, path).await;
+        let (status, body) = app.delete(path).await;
         assert_eq!(status, 404, "DELETE {path}: {body}");
     }
 }

@@ -3,7 +3,7 @@
 //! load. Nothing acknowledged may be lost, nothing may be half-written, and the service
 //! must recover by itself.
 
-use crate::helpers::{client, free_port, send, settings_for, start_server};
+use crate::helpers::{client, free_port, send, session_body, settings_for, start_server};
 use diesel::prelude::*;
 use serde_json::{Value, json};
 use seriesd::config::DatabaseUrl;
@@ -120,7 +120,9 @@ struct Posted {
     elapsed: Duration,
 }
 
-fn session_body(user: Uuid, session: Uuid, k: u64) -> Value {
+/// Session number `k`: ten points a second apart, from `10 k` seconds after three days
+/// ago on (so that no two sessions share a time).
+fn numbered_session(user: Uuid, session: Uuid, k: u64) -> Value {
     let base = chrono::Utc::now() - chrono::TimeDelta::days(3);
     let data: Vec<Value> = (0..10)
         .map(|i| {
@@ -129,7 +131,7 @@ fn session_body(user: Uuid, session: Uuid, k: u64) -> Value {
                    "value": {"value": i}})
         })
         .collect();
-    json!({"user_id": user, "session_id": session, "data": data})
+    session_body(user, session, data)
 }
 
 #[actix_web::test]
@@ -163,7 +165,7 @@ async fn acknowledged_writes_survive_an_immediate_database_stop() {
             while Instant::now() < stop_at {
                 k += 1;
                 let session = Uuid::new_v4();
-                let body = serde_json::to_vec(&session_body(user, session, k)).unwrap();
+                let body = serde_json::to_vec(&numbered_session(user, session, k)).unwrap();
                 let started = Instant::now();
                 let status = match http
                     .post(format!("{address}/api/sessions/"))
@@ -198,7 +200,7 @@ async fn acknowledged_writes_survive_an_immediate_database_stop() {
     // The service recovered by itself: a new write and /health/ succeed.
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let body = serde_json::to_vec(&session_body(user, Uuid::new_v4(), 9_999_999)).unwrap();
+        let body = serde_json::to_vec(&numbered_session(user, Uuid::new_v4(), 9_999_999)).unwrap();
         let (status, _) = send(
             client().post(format!("{address}/api/sessions/")),
             Some(body),
@@ -298,7 +300,7 @@ async fn queries_keep_answering_while_redis_dies_and_returns() {
     let settings = settings_for(&db.url, &[("REDIS_URL", &redis_url), ("AUTH", "disabled")]);
     let address = start_server(settings).await;
     let user = Uuid::new_v4();
-    let body = serde_json::to_vec(&session_body(user, Uuid::new_v4(), 1)).unwrap();
+    let body = serde_json::to_vec(&numbered_session(user, Uuid::new_v4(), 1)).unwrap();
     assert_eq!(
         send(
             client().post(format!("{address}/api/sessions/")),

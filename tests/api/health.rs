@@ -1,3 +1,6 @@
+//! `/health/` (503 while the database is unreachable), `/metrics`, and JSON answers to
+//! unknown paths and methods.
+
 use crate::helpers::{TestApp, client, client_with, send, settings_for, start_server};
 
 #[actix_web::test]
@@ -56,7 +59,7 @@ async fn unknown_paths_and_methods_answer_json() {
     let (status, body) = app.get("/no/such/thing/").await;
     assert_eq!(status, 404);
     assert_eq!(body["detail"], "Not found.");
-    let (status, body) = send(app.client.delete(app.url("/health/")), None).await;
+    let (status, body) = app.delete("/health/").await;
     assert_eq!(status, 405);
     assert_eq!(body["detail"], "Method \"DELETE\" not allowed.");
 }

@@ -1,11 +1,13 @@
 //! Background jobs: advisory locks across processes, retention, graceful shutdown.
 
-use crate::helpers::{TestApp, TestDb, count, free_port};
+use crate::helpers::{
+    TestApp, TestDb, count, free_port, serve_command, session_body, sigterm, wait_for_port,
+};
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use serde_json::json;
 use seriesd::jobs::{self, Job};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -13,12 +15,8 @@ use uuid::Uuid;
 /// The real binary serving `db` on a free port.
 fn spawn_serve(db: &TestDb, extra: &[(&str, &str)]) -> (Child, u16) {
     let port = free_port();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_seriesd"));
-    cmd.arg("serve")
-        .env("DATABASE_URL", db.url.as_str())
-        .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
-        .env("REDIS_URL", "")
-        .env("RUST_LOG", "warn")
+    let mut cmd = serve_command(db, port);
+    cmd.env("RUST_LOG", "warn")
         // Jobs and shutdown are the point here, not authentication.
         .env("AUTH", "disabled")
         .stdout(Stdio::null())
@@ -27,19 +25,8 @@ fn spawn_serve(db: &TestDb, extra: &[(&str, &str)]) -> (Child, u16) {
         cmd.env(k, v);
     }
     let child = cmd.spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_port(port, Duration::from_secs(20));
     (child, port)
-}
-
-fn sigterm(child: &Child) {
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
 }
 
 fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
@@ -109,8 +96,8 @@ fn two_replicas_never_run_a_job_at_the_same_time_and_stop_cleanly() {
         assert!(Instant::now() < deadline, "jobs did not run");
         std::thread::sleep(Duration::from_millis(200));
     }
-    sigterm(&a);
-    sigterm(&b);
+    sigterm(a.id());
+    sigterm(b.id());
     assert!(wait_exit(&mut a, Duration::from_secs(15)).success());
     assert!(wait_exit(&mut b, Duration::from_secs(15)).success());
     let runs: Vec<Run> = diesel::sql_query(
@@ -195,8 +182,7 @@ async fn sigterm_during_a_large_ingest_completes_it() {
     let data: Vec<serde_json::Value> = (0..200_000)
         .map(|i| json!({"series": "session.gut_health_score", "time": (start + chrono::TimeDelta::seconds(i)).to_rfc3339(), "value": {"value": i}}))
         .collect();
-    let body =
-        serde_json::to_vec(&json!({"user_id": user, "session_id": sid, "data": data})).unwrap();
+    let body = serde_json::to_vec(&session_body(user, sid, data)).unwrap();
     let client = crate::helpers::client();
     let request = client
         .post(format!("http://127.0.0.1:{port}/api/sessions/"))
@@ -204,10 +190,7 @@ async fn sigterm_during_a_large_ingest_completes_it() {
     let pid = child.id();
     let killer = actix_web::rt::spawn(async move {
         actix_web::rt::time::sleep(Duration::from_millis(150)).await;
-        Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()
-            .unwrap();
+        sigterm(pid);
     });
     let result = request.await;
     killer.await.unwrap();

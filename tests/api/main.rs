@@ -4,13 +4,24 @@
 
 mod catalogue;
 mod cli;
+mod exports;
 mod faults;
+mod headers;
 mod health;
 mod helpers;
+mod hostile_input;
 mod ingest;
+mod input_limits;
 mod jobs;
+mod latest;
 mod openapi;
+mod overload;
+mod points;
 mod query;
-mod retrieval;
-mod rollups;
-mod security;
+mod rollup_appends;
+mod rollup_exactness;
+mod rollup_plans;
+mod rollup_refresh;
+mod sessions;
+mod tenant_isolation;
+mod tokens;

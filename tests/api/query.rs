@@ -1,30 +1,10 @@
 //! `GET /api/timeseries/`: every interval, aggregate, fill and smoothing mode, checked
 //! against values computed here from the raw data; the seed documents' examples; the cache.
 
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, add_series, ingest, turbine_output};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::{Value, json};
 use uuid::Uuid;
-
-async fn add_series(app: &TestApp, series: &str, schema: Value) {
-    use diesel::prelude::*;
-    diesel::sql_query("INSERT INTO metric_types (series, schema) VALUES ($1, $2)")
-        .bind::<diesel::sql_types::Text, _>(series)
-        .bind::<diesel::sql_types::Jsonb, _>(schema)
-        .execute(&mut app.conn())
-        .unwrap();
-}
-
-/// Posts one session of `(series, time, value)` points for `user`.
-async fn ingest(app: &TestApp, user: Uuid, points: &[(&str, String, Value)]) {
-    let data: Vec<Value> = points
-        .iter()
-        .map(|(s, t, v)| json!({"series": s, "time": t, "value": v}))
-        .collect();
-    let body = json!({"user_id": user, "session_id": Uuid::new_v4(), "data": data});
-    let (status, resp) = app.post("/api/sessions/", &body).await;
-    assert_eq!(status, 201, "{resp}");
-}
 
 async fn query(app: &TestApp, params: &str) -> Value {
     let (status, body) = app.get(&format!("/api/timeseries/?{params}")).await;
@@ -52,32 +32,12 @@ fn num(v: &Value) -> f64 {
     v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
 }
 
-/// Seed 001's turbine readings: (tid, time, output).
-const TURBINE: [(u8, &str, f64); 12] = [
-    (1, "2020-03-14T13:00:33Z", 1_000_000.0),
-    (1, "2020-03-14T13:00:34Z", 1_000_000.0),
-    (1, "2020-03-14T13:00:35Z", 1_050_000.0),
-    (1, "2020-03-14T13:00:36Z", 1_000_000.0),
-    (2, "2020-03-14T13:00:33Z", 2_000_000.0),
-    (2, "2020-03-14T13:00:34Z", 2_000_000.0),
-    (2, "2020-03-14T13:00:35Z", 2_050_000.0),
-    (2, "2020-03-14T13:00:36Z", 2_070_000.0),
-    (1, "2020-03-15T13:00:33Z", 1_010_000.0),
-    (1, "2020-03-15T13:00:34Z", 1_020_000.0),
-    (1, "2020-03-15T13:00:35Z", 1_030_000.0),
-    (1, "2020-03-15T13:00:36Z", 1_030_000.0),
-];
-
+/// Two turbines as two users, all of each one's readings in one session.
 async fn turbines(app: &TestApp) -> [Uuid; 2] {
     add_series(app, "turbine.output", json!({"type": "number"})).await;
     let users = [Uuid::new_v4(), Uuid::new_v4()];
-    for (i, user) in users.iter().enumerate() {
-        let points: Vec<(&str, String, Value)> = TURBINE
-            .iter()
-            .filter(|(tid, _, _)| usize::from(*tid) == i + 1)
-            .map(|(_, t, v)| ("turbine.output", t.to_string(), json!(v)))
-            .collect();
-        ingest(app, *user, &points).await;
+    for (turbine, user) in (1..).zip(users) {
+        ingest(app, user, Uuid::new_v4(), &turbine_output(turbine, "")).await;
     }
     users
 }
@@ -212,7 +172,7 @@ async fn seed_001_linear_interpolation_of_ticks() {
         .iter()
         .map(|(s, p)| ("tick.price", format!("2019-02-18T10:55:{s}Z"), json!(p)))
         .collect();
-    ingest(&app, user, &points).await;
+    ingest(&app, user, Uuid::new_v4(), &points).await;
     let body = query(
         &app,
         &format!("user_id={user}&interval=sec&fill=linear&start_time=2019-02-18T10:55:36Z&end_time=2019-02-18T10:55:42Z&series=tick.price"),
@@ -284,11 +244,12 @@ async fn every_aggregate_and_fill_matches_an_independent_computation() {
             )
         })
         .collect();
-    ingest(&app, user, &points).await;
+    ingest(&app, user, Uuid::new_v4(), &points).await;
     // Another user's points must never show.
     ingest(
         &app,
         other,
+        Uuid::new_v4(),
         &[(
             "session.gut_health_score",
             start.to_rfc3339(),
@@ -439,40 +400,41 @@ async fn the_seed_query_shapes_mix_numbers_objects_and_strings() {
     ingest(
         &app,
         user,
+        Uuid::new_v4(),
         &[
             (
                 "session.gut_health_score",
-                "2025-01-05T10:00:00Z".into(),
+                "2025-01-05T10:00:00Z",
                 json!({"value": 4}),
             ),
             (
                 "session.gut_health_score",
-                "2025-01-20T10:00:00Z".into(),
+                "2025-01-20T10:00:00Z",
                 json!({"value": 8}),
             ),
             (
                 "session.gut_health_score",
-                "2025-02-02T10:00:00Z".into(),
+                "2025-02-02T10:00:00Z",
                 json!({"value": 5}),
             ),
             (
                 "session.urine.color",
-                "2025-01-05T10:00:00Z".into(),
+                "2025-01-05T10:00:00Z",
                 json!({"r": 200, "g": 100, "b": 0}),
             ),
             (
                 "session.urine.color",
-                "2025-01-06T10:00:00Z".into(),
+                "2025-01-06T10:00:00Z",
                 json!({"r": 100, "g": 50, "b": 10}),
             ),
             (
                 "session.example.series",
-                "2025-01-07T10:00:00Z".into(),
+                "2025-01-07T10:00:00Z",
                 json!({"value": "first"}),
             ),
             (
                 "session.example.series",
-                "2025-01-08T10:00:00Z".into(),
+                "2025-01-08T10:00:00Z",
                 json!({"value": "second"}),
             ),
         ],
@@ -553,42 +515,43 @@ async fn days_follow_new_york_across_the_dst_change_and_months_the_leap_year() {
     ingest(
         &app,
         user,
+        Uuid::new_v4(),
         &[
             // 2024-03-09 23:30 EST = 04:30Z on the 10th: still the 9th in New York.
             (
                 "session.gut_health_score",
-                "2024-03-10T04:30:00Z".into(),
+                "2024-03-10T04:30:00Z",
                 json!({"value": 1}),
             ),
             // 2024-03-10 00:30 EST, then 23:30 EDT: one New York day of 23 hours.
             (
                 "session.gut_health_score",
-                "2024-03-10T05:30:00Z".into(),
+                "2024-03-10T05:30:00Z",
                 json!({"value": 2}),
             ),
             (
                 "session.gut_health_score",
-                "2024-03-11T03:30:00Z".into(),
+                "2024-03-11T03:30:00Z",
                 json!({"value": 4}),
             ),
             (
                 "session.gut_health_score",
-                "2024-03-11T04:30:00Z".into(),
+                "2024-03-11T04:30:00Z",
                 json!({"value": 8}),
             ),
             (
                 "session.gut_health_score",
-                "2024-02-28T12:00:00Z".into(),
+                "2024-02-28T12:00:00Z",
                 json!({"value": 10}),
             ),
             (
                 "session.gut_health_score",
-                "2024-02-29T12:00:00Z".into(),
+                "2024-02-29T12:00:00Z",
                 json!({"value": 20}),
             ),
             (
                 "session.gut_health_score",
-                "2024-03-01T12:00:00Z".into(),
+                "2024-03-01T12:00:00Z",
                 json!({"value": 30}),
             ),
         ],
@@ -630,7 +593,7 @@ async fn cached_answers_are_never_stale() {
             json!({"value": v}),
         )]
     };
-    ingest(&app, user, &p(1.0)).await;
+    ingest(&app, user, Uuid::new_v4(), &p(1.0)).await;
     let url = app.url(&format!(
         "/api/timeseries/?user_id={user}&start_time=2025-03-01&end_time=2025-03-31&interval=month"
     ));
@@ -650,12 +613,13 @@ async fn cached_answers_are_never_stale() {
     assert_eq!((c1.as_str(), c2.as_str()), ("MISS", "HIT"));
     assert_eq!(b1, b2);
     // Another user's write leaves this user's answer cached.
-    ingest(&app, other, &p(5.0)).await;
+    ingest(&app, other, Uuid::new_v4(), &p(5.0)).await;
     assert_eq!(get().await.0, "HIT");
     // This user's write: the next answer is computed afresh and holds the new value.
     ingest(
         &app,
         user,
+        Uuid::new_v4(),
         &[(
             "session.gut_health_score",
             "2025-03-04T10:00:00Z".to_string(),
@@ -677,6 +641,7 @@ async fn queries_answer_without_redis_and_with_redis_unreachable() {
         ingest(
             &app,
             user,
+            Uuid::new_v4(),
             &[(
                 "session.gut_health_score",
                 "2025-03-03T10:00:00Z".to_string(),
@@ -739,9 +704,8 @@ async fn every_bad_parameter_is_a_400_naming_it() {
         ),
     ];
     for (params, name) in cases {
-        let (status, body) = app.get(&format!("/api/timeseries/?{params}")).await;
-        assert_eq!(status, 400, "{params}: {body}");
-        assert!(body[name].is_array(), "{params}: {body}");
+        app.assert_400_naming(&format!("/api/timeseries/?{params}"), name)
+            .await;
     }
 }
 
@@ -754,9 +718,10 @@ async fn fixed_widths_are_at_most_a_hundred_years() {
     ingest(
         &app,
         user,
+        Uuid::new_v4(),
         &[(
             "session.gut_health_score",
-            "2025-01-01T00:00:00Z".into(),
+            "2025-01-01T00:00:00Z",
             json!({"value": 5}),
         )],
     )

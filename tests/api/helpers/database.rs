@@ -1,0 +1,145 @@
+//! Databases of the tests' own: one per test, created migrated and seeded from the server
+//! the tests run against, dropped with the test (leftovers of dead runs swept); and
+//! looking up what a test stored.
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use seriesd::config::DatabaseUrl;
+use seriesd::db::maintenance;
+use seriesd::domain::api_token::Scope;
+use seriesd::services::{seed, tokens};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The server the tests create their databases on.
+pub fn server_url() -> String {
+    // Every test connects through here first: set OpenSSL up before libpq does, so that
+    // the process does not crash at exit (see `seriesd::db::tls`).
+    seriesd::db::tls::keep_openssl_until_exit();
+    // No GSSAPI: libpq asks Kerberos for credentials on every connect (`gssencmode`
+    // defaults to `prefer`), and Kerberos's exit-time destructors abort a process whose
+    // pool thread is connecting while it exits. No test uses Kerberos.
+    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| {
+        "postgres://postgres@127.0.0.1:5432/postgres?gssencmode=disable".to_string()
+    })
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// A database that exists for one test and is dropped with it.
+pub struct TestDb {
+    pub name: String,
+    pub url: DatabaseUrl,
+}
+
+impl TestDb {
+    /// A fresh, empty database name (not created yet).
+    pub fn unique_url() -> DatabaseUrl {
+        let server = DatabaseUrl::parse(&server_url()).expect("TEST_DATABASE_URL");
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let name = format!("seriesd_test_{}_{}", now_secs(), &id[..12]);
+        DatabaseUrl::parse(&server.with_database(&name)).expect("url")
+    }
+
+    /// Creates, migrates and seeds a database of its own.
+    pub fn create() -> Self {
+        sweep_leftovers();
+        let url = Self::unique_url();
+        maintenance::migrate(&url).expect("migrate test database");
+        let mut conn = PgConnection::establish(url.as_str()).expect("connect");
+        seed::seed_metric_types(&mut conn).expect("seed");
+        Self {
+            name: url.database_name().to_string(),
+            url,
+        }
+    }
+
+    /// A connection set up like the service's (UTC session zone: the query SQL relies on it).
+    pub fn conn(&self) -> PgConnection {
+        let mut conn =
+            PgConnection::establish(self.url.as_str()).expect("connect to test database");
+        diesel::connection::SimpleConnection::batch_execute(&mut conn, "SET TimeZone = 'UTC'")
+            .expect("set the session zone");
+        conn
+    }
+
+    /// Creates a token in this database; returns its id and secret.
+    pub fn token(&self, scope: Scope) -> (i64, String) {
+        let (row, secret) = tokens::create(&mut self.conn(), scope, "test").expect("create token");
+        (row.id, secret.expose().to_string())
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        drop_database(&self.name);
+    }
+}
+
+pub fn drop_database(name: &str) {
+    if let Ok(mut admin) = PgConnection::establish(&server_url()) {
+        let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"));
+    }
+}
+
+/// Drops test databases left behind by runs that died (older than two hours).
+fn sweep_leftovers() {
+    #[derive(QueryableByName)]
+    struct Name {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        datname: String,
+    }
+    let Ok(mut admin) = PgConnection::establish(&server_url()) else {
+        return;
+    };
+    let names: Vec<Name> = diesel::sql_query(
+        "SELECT datname FROM pg_database WHERE datname LIKE 'seriesd\\_test\\_%'",
+    )
+    .load(&mut admin)
+    .unwrap_or_default();
+    let cutoff = now_secs().saturating_sub(7200);
+    for n in names {
+        let stamp = n
+            .datname
+            .split('_')
+            .nth(2)
+            .and_then(|s| s.parse::<u64>().ok());
+        if stamp.is_some_and(|s| s < cutoff) {
+            let _ = admin.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                n.datname
+            ));
+        }
+    }
+}
+
+/// Counts rows with a SQL query returning one bigint column named `n`.
+pub fn count(conn: &mut PgConnection, sql: &str) -> i64 {
+    #[derive(QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    diesel::sql_query(sql)
+        .get_result::<N>(conn)
+        .expect("count query")
+        .n
+}
+
+/// The id of `series` in the catalogue.
+pub fn series_id(conn: &mut PgConnection, series: &str) -> i32 {
+    #[derive(QueryableByName)]
+    struct Id {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        id: i32,
+    }
+    diesel::sql_query("SELECT id FROM metric_types WHERE series = $1")
+        .bind::<diesel::sql_types::Text, _>(series)
+        .get_result::<Id>(conn)
+        .unwrap()
+        .id
+}
