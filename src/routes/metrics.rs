@@ -1,5 +1,6 @@
 //! `GET /metrics`: Prometheus text about the service itself.
 
+use crate::error::ApiError;
 use crate::startup::AppState;
 use actix_web::{HttpResponse, web};
 
@@ -20,30 +21,29 @@ use actix_web::{HttpResponse, web};
         (status = 405, response = crate::openapi::MethodNotAllowed),
     )
 )]
-pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    let pool = state.pool.state();
-    let jobs: Vec<(&str, &crate::jobs::JobStats)> =
-        state.jobs.iter().map(|(n, s)| (*n, s.as_ref())).collect();
-    let mut body = state.metrics.render(
-        (
-            pool.connections,
-            pool.idle_connections,
-            state.pool.max_size(),
-        ),
-        &jobs,
-    );
+pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     // Read from the database; left out while it is unreachable.
-    if let Ok(lag) = crate::db::run(&state.pool, |conn| {
+    let lag = crate::db::run(&state.pool, |conn| {
         Ok(crate::db::rollups::lag_seconds(conn)?)
     })
     .await
-    {
-        body.push_str(&format!(
-            "# HELP seriesd_rollup_lag_seconds Age of the oldest hour awaiting rollup refresh (0: none).\n\
-             # TYPE seriesd_rollup_lag_seconds gauge\nseriesd_rollup_lag_seconds {lag}\n"
-        ));
-    }
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(body)
+    .ok();
+    let pool = state.pool.state();
+    let jobs: Vec<(&str, &crate::jobs::JobStats)> =
+        state.jobs.iter().map(|(n, s)| (*n, s.as_ref())).collect();
+    let body = state
+        .metrics
+        .render(
+            (
+                pool.connections,
+                pool.idle_connections,
+                state.pool.max_size(),
+            ),
+            &jobs,
+            lag,
+        )
+        .map_err(ApiError::internal)?;
+    Ok(HttpResponse::Ok()
+        .content_type(crate::metrics::CONTENT_TYPE)
+        .body(body))
 }
