@@ -1,7 +1,8 @@
 //! `GET /metrics`: what the service reports about itself, encoded by the Prometheus
 //! project's `prometheus-client` in the Prometheus text format 0.0.4. Requests and
 //! their latency, points ingested and cache use are counted here as they happen; pool
-//! use, job runs and rollup lag are handed to [`Metrics::render`] at each scrape.
+//! use, job runs and rollup lag are handed to [`Metrics::render`] at each scrape; the
+//! `process_*` series are read from `/proc` (the `process` submodule; Linux only).
 
 use crate::jobs::JobStats;
 use prometheus_client::collector::Collector;
@@ -16,6 +17,9 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+#[cfg(target_os = "linux")]
+mod process;
 
 /// The content type of [`Metrics::render`]'s text.
 pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
@@ -163,6 +167,8 @@ impl Metrics {
                 ConstGauge::new(lag),
             );
         }
+        #[cfg(target_os = "linux")]
+        registry.register_collector(Box::new(process::ProcessCollector));
         let mut text = String::new();
         prometheus_text::encode(&mut text, &registry)?;
         Ok(text)
@@ -280,6 +286,36 @@ mod tests {
         let text = Metrics::default().render((0, 0, 8), &[], None).unwrap();
         assert!(!text.contains("seriesd_rollup_lag_seconds"));
         assert!(text.contains("seriesd_db_pool_max_connections 8"));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn process_metrics_are_plausible() {
+        let text = render_example();
+        let value = |name: &str| -> f64 {
+            let type_line = format!("# TYPE {name} ");
+            assert!(text.contains(&type_line), "missing {type_line} in\n{text}");
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("{name} ")))
+                .unwrap_or_else(|| panic!("missing {name} in\n{text}"))
+                .parse()
+                .unwrap()
+        };
+        assert!(value("process_resident_memory_bytes") > 1e6);
+        assert!(value("process_virtual_memory_bytes") >= value("process_resident_memory_bytes"));
+        assert!(value("process_cpu_seconds_total") >= 0.0);
+        assert!(value("process_open_fds") >= 3.0);
+        assert!(value("process_max_fds") >= value("process_open_fds"));
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        let start = value("process_start_time_seconds");
+        // Started within the last day, and not in the future.
+        assert!(
+            start > now - 86_400.0 && start <= now + 1.0,
+            "{start} {now}"
+        );
     }
 
     /// Checks `text` against the Prometheus text format 0.0.4, line by line: each family
