@@ -8,8 +8,9 @@
 //!   CORS), the document's parts in [`openapi`], and [`state::AppState`], what handlers
 //!   share.
 //! - **Logic**: [`services`] (ingest, queries and their cache, retrieval, the catalogue,
-//!   sessions, tokens), [`jobs`] (the background jobs and their runner), [`cache`]
-//!   (Redis or in-process) and [`metrics`] (the service's Prometheus metrics).
+//!   sessions, tokens), [`jobs`] (the background jobs and their runner) and [`cache`]
+//!   (Redis or in-process); below them [`metrics`] (the service's Prometheus metrics,
+//!   which they report to).
 //! - **Storage**: [`db`], all SQL: the pool, migrations, one module per table or subject.
 //! - **Bottom**: [`domain`] (validated types and pure functions), [`config`] (settings from
 //!   the environment) and [`error`] (the one error type).

@@ -9,10 +9,11 @@ pub use background::spawn_all;
 
 use crate::db::{self, DbPool, job_runs};
 use crate::error::ApiError;
+pub use crate::metrics::JobStats;
 use diesel::pg::PgConnection;
 use std::sync::Arc;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// What a job does in one run; returns a short summary for the log (empty: nothing done).
@@ -28,15 +29,6 @@ pub struct Job {
     pub run: JobFn,
     /// Log only the runs that did something (or failed): for jobs that run every second.
     pub quiet: bool,
-}
-
-/// Runs and failures per job, for `/metrics`.
-#[derive(Debug, Default)]
-pub struct JobStats {
-    pub runs: AtomicU64,
-    pub failures: AtomicU64,
-    /// Runs skipped because another process held the job's lock.
-    pub skipped: AtomicU64,
 }
 
 /// This process, as `job_runs` names it: host, pid and a random suffix.

@@ -1,5 +1,6 @@
 //! `GET /metrics`: Prometheus text about the service itself.
 
+use crate::error::ApiError;
 use crate::state::AppState;
 use actix_web::{HttpResponse, web};
 
@@ -19,26 +20,25 @@ use actix_web::{HttpResponse, web};
             example = json!("# TYPE seriesd_points_ingested_total counter\nseriesd_points_ingested_total 10\n")),
     )
 )]
-pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    // Read from the database; left out while it is unreachable.
+    let lag = crate::services::health::rollup_lag(&state.pool).await.ok();
     let pool = state.pool.state();
     let jobs: Vec<(&str, &crate::jobs::JobStats)> =
         state.jobs.iter().map(|(n, s)| (*n, s.as_ref())).collect();
-    let mut body = state.metrics.render(
-        (
-            pool.connections,
-            pool.idle_connections,
-            state.pool.max_size(),
-        ),
-        &jobs,
-    );
-    // Read from the database; left out while it is unreachable.
-    if let Ok(lag) = crate::services::health::rollup_lag(&state.pool).await {
-        body.push_str(&format!(
-            "# HELP seriesd_rollup_lag_seconds Age of the oldest hour awaiting rollup refresh (0: none).\n\
-             # TYPE seriesd_rollup_lag_seconds gauge\nseriesd_rollup_lag_seconds {lag}\n"
-        ));
-    }
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(body)
+    let body = state
+        .metrics
+        .render(
+            (
+                pool.connections,
+                pool.idle_connections,
+                state.pool.max_size(),
+            ),
+            &jobs,
+            lag,
+        )
+        .map_err(ApiError::internal)?;
+    Ok(HttpResponse::Ok()
+        .content_type(crate::metrics::CONTENT_TYPE)
+        .body(body))
 }
