@@ -79,7 +79,7 @@ struct PlanLine {
     line: String,
 }
 
-/// `EXPLAIN` of [`latest`]'s statement with these parameters (for tests and the README).
+/// `EXPLAIN` of [`latest`]'s statement with these parameters (for tests and `docs/storage-and-rollups.md`).
 pub fn explain_latest(
     conn: &mut PgConnection,
     user: Uuid,
