@@ -252,6 +252,8 @@ pub struct Settings {
     pub auto_migrate: bool,
     pub max_body_bytes: usize,
     pub max_points_per_request: usize,
+    /// How far from now written points' times may lie.
+    pub write_window: crate::domain::write_window::WriteWindow,
     pub partition_premake_weeks: u32,
     pub shutdown_timeout: Duration,
     pub ingest_writers: usize,
@@ -368,6 +370,10 @@ impl Settings {
             auto_migrate: env.get_bool("AUTO_MIGRATE", true)?,
             max_body_bytes: (max_body_mib as usize).saturating_mul(1024 * 1024),
             max_points_per_request: env.get_positive("MAX_POINTS_PER_REQUEST", 1_000_000)? as usize,
+            write_window: crate::domain::write_window::WriteWindow {
+                past_days: env.get("WRITE_WINDOW_PAST_DAYS", 1096)?,
+                future_days: env.get("WRITE_WINDOW_FUTURE_DAYS", 7)?,
+            },
             partition_premake_weeks: env.get("PARTITION_PREMAKE_WEEKS", 4)?,
             shutdown_timeout: Duration::from_secs(env.get_positive("SHUTDOWN_TIMEOUT_SECS", 30)?),
             ingest_writers,

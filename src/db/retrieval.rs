@@ -22,14 +22,16 @@ pub struct StoredPoint {
     pub value: String,
 }
 
-/// The "latest as of" statement: `$1` user, `$2` series, `$3` as of, `$4` session.
+/// The "latest as of" statement: `$1` user, `$2` series, `$3` from, `$4` as of, `$5`
+/// session. The lower bound (the user's first time) keeps the plan to the partitions
+/// that can hold the user's points.
 pub fn latest_sql(with_session: bool) -> String {
     format!(
         "SELECT time, session_id, value::text AS value FROM points
-         WHERE user_id = $1 AND series_id = $2 AND time <= $3{}
+         WHERE user_id = $1 AND series_id = $2 AND time >= $3 AND time <= $4{}
          ORDER BY time DESC, session_id DESC LIMIT 1",
         if with_session {
-            " AND session_id = $4"
+            " AND session_id = $5"
         } else {
             ""
         }
@@ -40,13 +42,14 @@ fn bind_latest(
     sql: String,
     user: Uuid,
     series_id: i32,
-    as_of: DateTime<Utc>,
+    (from, as_of): (DateTime<Utc>, DateTime<Utc>),
     session: Option<Uuid>,
 ) -> BoxedSqlQuery<'static, Pg, SqlQuery> {
     let q = diesel::sql_query(sql)
         .into_boxed::<Pg>()
         .bind::<SqlUuid, _>(user)
         .bind::<Integer, _>(series_id)
+        .bind::<Timestamptz, _>(from)
         .bind::<Timestamptz, _>(as_of);
     match session {
         Some(s) => q.bind::<SqlUuid, _>(s),
@@ -54,19 +57,20 @@ fn bind_latest(
     }
 }
 
-/// The last point of one series at or before `as_of` (of one session if given).
+/// The last point of one series within `(from, as_of)`, both inclusive (of one session
+/// if given).
 pub fn latest(
     conn: &mut PgConnection,
     user: Uuid,
     series_id: i32,
-    as_of: DateTime<Utc>,
+    within: (DateTime<Utc>, DateTime<Utc>),
     session: Option<Uuid>,
 ) -> QueryResult<Option<StoredPoint>> {
     bind_latest(
         latest_sql(session.is_some()),
         user,
         series_id,
-        as_of,
+        within,
         session,
     )
     .get_result(conn)
@@ -84,11 +88,11 @@ pub fn explain_latest(
     conn: &mut PgConnection,
     user: Uuid,
     series_id: i32,
-    as_of: DateTime<Utc>,
+    within: (DateTime<Utc>, DateTime<Utc>),
     session: Option<Uuid>,
 ) -> QueryResult<String> {
     let sql = format!("EXPLAIN (COSTS OFF) {}", latest_sql(session.is_some()));
-    let lines: Vec<PlanLine> = bind_latest(sql, user, series_id, as_of, session).load(conn)?;
+    let lines: Vec<PlanLine> = bind_latest(sql, user, series_id, within, session).load(conn)?;
     Ok(lines
         .into_iter()
         .map(|l| l.line)

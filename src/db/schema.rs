@@ -55,6 +55,8 @@ diesel::table! {
     user_generations (user_id) {
         user_id -> Uuid,
         generation -> BigInt,
+        first_time -> Nullable<Timestamptz>,
+        last_time -> Nullable<Timestamptz>,
     }
 }
 

@@ -128,33 +128,50 @@ pub struct SeriesStats {
 
 /// Per series: how many points the session holds and their time span, by series name.
 /// `points` has no index on `session_id`: this walks the owner's points through the
-/// primary key's `user_id` prefix.
+/// primary key's `user_id` prefix, within the owner's span (`within`, both ends
+/// inclusive) so that only partitions that can hold them are planned.
 pub fn series_stats(
     conn: &mut PgConnection,
     user: Uuid,
     session: Uuid,
+    within: (DateTime<Utc>, DateTime<Utc>),
 ) -> QueryResult<Vec<SeriesStats>> {
     diesel::sql_query(
         "SELECT m.series::text AS series, s.count, s.first_time, s.last_time
          FROM (SELECT series_id, count(*) AS count, min(time) AS first_time, max(time) AS last_time
-               FROM points WHERE user_id = $1 AND session_id = $2
+               FROM points WHERE user_id = $1 AND session_id = $2 AND time >= $3 AND time <= $4
                GROUP BY series_id) s
          JOIN metric_types m ON m.id = s.series_id
          ORDER BY m.series",
     )
     .bind::<SqlUuid, _>(user)
     .bind::<SqlUuid, _>(session)
+    .bind::<Timestamptz, _>(within.0)
+    .bind::<Timestamptz, _>(within.1)
     .load(conn)
 }
 
-/// Deletes the session's points and the session; call inside a transaction that holds
+/// Deletes the session's points (all within `within`, the owner's span; `None`: the
+/// owner has none) and the session; call inside a transaction that holds
 /// [`lock_session_ids`] for it. Returns the number of points deleted.
-pub fn delete(conn: &mut PgConnection, user: Uuid, session: Uuid) -> QueryResult<usize> {
+pub fn delete(
+    conn: &mut PgConnection,
+    user: Uuid,
+    session: Uuid,
+    within: Option<(DateTime<Utc>, DateTime<Utc>)>,
+) -> QueryResult<usize> {
     use super::schema::sessions::dsl as s;
-    let points = diesel::sql_query("DELETE FROM points WHERE user_id = $1 AND session_id = $2")
+    let points = match within {
+        Some((from, to)) => diesel::sql_query(
+            "DELETE FROM points WHERE user_id = $1 AND session_id = $2 AND time >= $3 AND time <= $4",
+        )
         .bind::<SqlUuid, _>(user)
         .bind::<SqlUuid, _>(session)
-        .execute(conn)?;
+        .bind::<Timestamptz, _>(from)
+        .bind::<Timestamptz, _>(to)
+        .execute(conn)?,
+        None => 0,
+    };
     diesel::delete(s::sessions.filter(s::user_id.eq(user).and(s::session_id.eq(session))))
         .execute(conn)?;
     Ok(points)

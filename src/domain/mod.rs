@@ -9,3 +9,4 @@ pub mod query;
 pub mod rollup_plan;
 pub mod series_shape;
 pub mod timestamp;
+pub mod write_window;

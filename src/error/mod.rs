@@ -14,6 +14,7 @@
 //! | `RequestTimeout` | 408 | `{"detail": "..."}` (a client too slow to send its body) |
 //! | `Conflict` | 409 | `{"detail": "..."}` |
 //! | `PayloadTooLarge` | 413 | `{"detail": "..."}` |
+//! | `Unprocessable` | 422 | `{"detail": "..."}` (the stored data cannot give this answer) |
 //! | `TooManyRequests` | 429 + `Retry-After` | `{"detail": "..."}` |
 //! | `Unavailable` | 503 + `Retry-After` | `{"detail": "..."}` |
 //! | `Internal` | 500 | an opaque `{"detail": "Internal server error."}`; the cause is logged |
@@ -52,6 +53,9 @@ pub enum ApiError {
     RequestTimeout(String),
     Conflict(String),
     PayloadTooLarge(String),
+    /// The request is valid, but the stored data cannot give its answer (an aggregate
+    /// beyond double precision).
+    Unprocessable(String),
     /// The token's rate limit is reached; it may retry after this many seconds.
     TooManyRequests {
         retry_after_secs: u64,
@@ -96,6 +100,7 @@ impl fmt::Display for ApiError {
             | Self::RequestTimeout(m)
             | Self::Conflict(m)
             | Self::PayloadTooLarge(m)
+            | Self::Unprocessable(m)
             | Self::Unavailable(m)
             | Self::Internal(m) => f.write_str(m),
         }
@@ -118,6 +123,7 @@ impl ResponseError for ApiError {
             Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -180,10 +186,19 @@ impl From<diesel::result::Error> for ApiError {
                         .into(),
                 )
             }
+            // SQLSTATE 22003 (numeric_value_out_of_range); diesel passes no code.
+            E::DatabaseError(K::Unknown, info) if info.message().contains("out of range") => {
+                Self::Unprocessable(OUT_OF_RANGE.into())
+            }
             _ => Self::Internal(format!("database error: {e}")),
         }
     }
 }
+
+/// The detail of a query whose aggregate leaves double precision.
+pub const OUT_OF_RANGE: &str = "An aggregate of these points lies beyond double precision \
+    (a sum or a sum of squares past ±1.8e308): ask for another aggregate, another interval \
+    or a narrower range.";
 
 /// libpq reports a dead server through messages only (no SQLSTATE reaches diesel).
 fn is_unavailable_message(message: &str) -> bool {

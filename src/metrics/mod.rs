@@ -4,6 +4,7 @@
 //! use, job runs and rollup lag are handed to [`Metrics::render`] at each scrape; the
 //! `process_*` series are read from `/proc` (the `process` submodule; Linux only).
 
+use crate::db::rollups::RollupBacklog;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
     DescriptorEncoder, EncodeLabelSet, EncodeMetric, prometheus_text,
@@ -82,8 +83,8 @@ impl Metrics {
     }
 
     /// The text exposition ([`CONTENT_TYPE`]). `pool` is (open, idle, max) connections;
-    /// `jobs` the background jobs' statistics by name; `rollup_lag` the age of the oldest
-    /// hour awaiting rollup refresh, in seconds (`None`: unknown, the series is left out).
+    /// `jobs` the background jobs' statistics by name; `rollup` the rollup job's backlog
+    /// (`None`: unknown, its series are left out).
     ///
     /// The registry is built for each scrape, since half of what it holds is handed in
     /// here; a series family with no sample yet is left out, its `# TYPE` line too.
@@ -91,7 +92,7 @@ impl Metrics {
         &self,
         pool: (u32, u32, u32),
         jobs: &[(&str, &JobStats)],
-        rollup_lag: Option<f64>,
+        rollup: Option<RollupBacklog>,
     ) -> Result<String, fmt::Error> {
         // Names go in without a counter's `_total`, which the encoder appends, and help
         // texts without their full stop, which `register` appends.
@@ -169,11 +170,16 @@ impl Metrics {
                     .collect(),
             }));
         }
-        if let Some(lag) = rollup_lag {
+        if let Some(backlog) = rollup {
             registry.register(
                 "seriesd_rollup_lag_seconds",
                 "Age of the oldest hour awaiting rollup refresh (0: none)",
-                ConstGauge::new(lag),
+                ConstGauge::new(backlog.lag_seconds),
+            );
+            registry.register(
+                "seriesd_rollup_failed_hours",
+                "Hours the rollup job could not refresh, set aside and retried with backoff",
+                ConstGauge::new(backlog.failed_hours),
             );
         }
         #[cfg(target_os = "linux")]
@@ -227,7 +233,11 @@ mod tests {
         stats.runs.fetch_add(2, Ordering::Relaxed);
         stats.failures.fetch_add(1, Ordering::Relaxed);
         stats.skipped.fetch_add(3, Ordering::Relaxed);
-        m.render((3, 1, 16), &[("partition-premake", &stats)], Some(12.5))
+        let backlog = RollupBacklog {
+            lag_seconds: 12.5,
+            failed_hours: 2,
+        };
+        m.render((3, 1, 16), &[("partition-premake", &stats)], Some(backlog))
             .unwrap()
     }
 
@@ -254,6 +264,7 @@ mod tests {
             "seriesd_job_failures_total{job=\"partition-premake\"} 1",
             "seriesd_job_skipped_total{job=\"partition-premake\"} 3",
             "seriesd_rollup_lag_seconds 12.5",
+            "seriesd_rollup_failed_hours 2",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
         }
@@ -281,6 +292,7 @@ mod tests {
             ("seriesd_job_failures_total", "counter"),
             ("seriesd_job_skipped_total", "counter"),
             ("seriesd_rollup_lag_seconds", "gauge"),
+            ("seriesd_rollup_failed_hours", "gauge"),
         ] {
             let type_line = format!("# TYPE {name} {kind}");
             assert!(

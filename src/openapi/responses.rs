@@ -130,6 +130,15 @@ error_response!(
     )
 );
 error_response!(
+    /// 422.
+    Unprocessable,
+    json_response(
+        "The stored points cannot give this answer: an aggregate lies beyond double precision.",
+        "ErrorDetail",
+        json!({"detail": crate::error::OUT_OF_RANGE}),
+    )
+);
+error_response!(
     /// 413.
     PayloadTooLarge,
     json_response(

@@ -92,6 +92,7 @@ catalogue.";
             RequestTimeout,
             Conflict,
             PayloadTooLarge,
+            Unprocessable,
             TooManyRequests,
             Unavailable
         ),

@@ -22,7 +22,9 @@ use actix_web::{HttpResponse, web};
 )]
 pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     // Read from the database; left out while it is unreachable.
-    let lag = crate::services::health::rollup_lag(&state.pool).await.ok();
+    let backlog = crate::services::health::rollup_backlog(&state.pool)
+        .await
+        .ok();
     let pool = state.pool.state();
     let jobs: Vec<(&str, &crate::jobs::JobStats)> =
         state.jobs.iter().map(|(n, s)| (*n, s.as_ref())).collect();
@@ -35,7 +37,7 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
                 state.pool.max_size(),
             ),
             &jobs,
-            lag,
+            backlog,
         )
         .map_err(ApiError::internal)?;
     Ok(HttpResponse::Ok()

@@ -74,22 +74,36 @@ pub async fn read_body(
 fn parse_checked(
     body: &[u8],
     snapshot: &crate::services::catalogue::Snapshot,
-    max_points: usize,
-    max_depth: usize,
+    settings: &Settings,
 ) -> Result<SessionWrite, Rejection> {
-    json_depth::check(body, max_depth).map_err(|e| ApiError::BadRequest(e.message()))?;
-    ingest::parse_session(body, snapshot, max_points)
+    json_depth::check(body, settings.max_json_depth)
+        .map_err(|e| ApiError::BadRequest(e.message()))?;
+    parse_in_window(body, snapshot, settings)
+}
+
+/// Parses a session body whose point times must lie in `WRITE_WINDOW_*`.
+fn parse_in_window(
+    body: &[u8],
+    snapshot: &crate::services::catalogue::Snapshot,
+    settings: &Settings,
+) -> Result<SessionWrite, Rejection> {
+    let write = ingest::parse_session(body, snapshot, settings.max_points_per_request)?;
+    let times = write.rows.iter().map(|r| r.time);
+    settings
+        .write_window
+        .check(times, chrono::Utc::now())
+        .map_err(|m| ApiError::field("data", m))?;
+    Ok(write)
 }
 
 async fn parse(state: &web::Data<AppState>, body: web::Bytes) -> Result<SessionWrite, ApiError> {
-    let max_points = state.settings.max_points_per_request;
-    let max_depth = state.settings.max_json_depth;
     let snapshot = state.catalogue.snapshot();
     let first = if body.len() <= INLINE_PARSE_LIMIT {
-        parse_checked(&body, &snapshot, max_points, max_depth)
+        parse_checked(&body, &snapshot, &state.settings)
     } else {
         let body = body.clone();
-        web::block(move || parse_checked(&body, &snapshot, max_points, max_depth))
+        let settings = state.settings.clone();
+        web::block(move || parse_checked(&body, &snapshot, &settings))
             .await
             .map_err(ApiError::internal)?
     };
@@ -103,7 +117,8 @@ async fn parse(state: &web::Data<AppState>, body: web::Bytes) -> Result<SessionW
             // before calling it unknown.
             let catalogue = state.catalogue.clone();
             let fresh = db::run(&state.pool, move |conn| Ok(catalogue.refresh(conn)?)).await?;
-            web::block(move || ingest::parse_session(&body, &fresh, max_points))
+            let settings = state.settings.clone();
+            web::block(move || parse_in_window(&body, &fresh, &settings))
                 .await
                 .map_err(ApiError::internal)?
                 .map_err(|r| r.error)
@@ -290,13 +305,12 @@ impl<'a> BulkLoader<'a> {
             return Ok(());
         }
         let snapshot = self.snapshot.clone();
-        let max_points = self.state.settings.max_points_per_request;
-        let max_depth = self.state.settings.max_json_depth;
+        let settings = self.state.settings.clone();
         let parsed = web::block(move || {
             lines
                 .into_iter()
                 .filter(|(_, line)| line.iter().any(|b| !b.is_ascii_whitespace()))
-                .map(|(no, line)| (no, parse_checked(&line, &snapshot, max_points, max_depth)))
+                .map(|(no, line)| (no, parse_checked(&line, &snapshot, &settings)))
                 .collect::<Vec<_>>()
         })
         .await

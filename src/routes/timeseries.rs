@@ -184,6 +184,7 @@ pub fn parse_params(
             example = json!({"agg_func": ["'mode' is not an aggregate function; use one of avg, min, max, count, sum, first, last, median, p90, p95, p99, stddev."],
                              "user_id": ["This parameter is required."]})),
         (status = 403, response = crate::openapi::Forbidden),
+        (status = 422, response = crate::openapi::Unprocessable),
     )
 )]
 pub async fn timeseries(

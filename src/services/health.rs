@@ -33,7 +33,7 @@ pub async fn probe_database(
     .and_then(|r| r)
 }
 
-/// Age in seconds of the oldest hour awaiting rollup refresh (0: none).
-pub async fn rollup_lag(pool: &DbPool) -> Result<f64, ApiError> {
-    db::run(pool, |conn| Ok(rollups::lag_seconds(conn)?)).await
+/// How far the rollup job is behind, and the hours it set aside after failures.
+pub async fn rollup_backlog(pool: &DbPool) -> Result<rollups::RollupBacklog, ApiError> {
+    db::run(pool, |conn| Ok(rollups::backlog(conn)?)).await
 }

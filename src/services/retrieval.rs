@@ -9,6 +9,7 @@
 //! point is read once, and what is held at a time is a batch per series, whatever the
 //! size of the range.
 
+use crate::db::generations;
 use crate::db::retrieval::{self, RangeStart, SeriesRange, StoredPoint};
 use crate::domain::query::SeriesPatterns;
 use crate::domain::timestamp::{self, format_utc};
@@ -73,8 +74,17 @@ pub fn latest(
     q: &LatestQuery,
 ) -> Result<LatestResponse, ApiError> {
     let mut results = Vec::new();
+    // Within the user's span, so each plan touches only partitions that can hold the
+    // user's points; a user who never wrote (or not by then) has no latest point.
+    let within = generations::span(conn, q.user_id)?.and_then(|s| s.clip(None, Some(q.as_of)));
+    let Some(within) = within else {
+        return Ok(LatestResponse {
+            as_of: format_utc(q.as_of),
+            results,
+        });
+    };
     for t in match_series(snapshot, &q.patterns) {
-        if let Some(p) = retrieval::latest(conn, q.user_id, t.id(), q.as_of, q.session_id)? {
+        if let Some(p) = retrieval::latest(conn, q.user_id, t.id(), within, q.session_id)? {
             results.push(LatestRow {
                 series: t.row.series.clone(),
                 time: format_utc(p.time),
@@ -256,7 +266,22 @@ impl PointMerger {
     pub fn next(&mut self, conn: &mut PgConnection) -> Result<Option<OutPoint>, ApiError> {
         if !self.started {
             self.started = true;
+            // Within the user's span, so each plan touches only partitions that can hold
+            // the user's points.
+            let span = match self.readers.first() {
+                Some(r) => generations::span(conn, r.range.user_id)?,
+                None => None,
+            };
+            for r in &mut self.readers {
+                match span.and_then(|s| s.clip(r.range.start, r.range.end)) {
+                    Some((start, end)) => (r.range.start, r.range.end) = (Some(start), Some(end)),
+                    None => r.exhausted = true,
+                }
+            }
             for i in 0..self.readers.len() {
+                if self.readers[i].exhausted {
+                    continue;
+                }
                 self.readers[i].refill(conn, self.batch)?;
                 self.push_head(i);
             }

@@ -99,7 +99,10 @@ pub fn detail(
     visible_to: Option<Uuid>,
 ) -> Result<SessionDetail, ApiError> {
     let row = visible(conn, session, visible_to)?;
-    let stats = sessions::series_stats(conn, row.user_id, row.session_id)?;
+    let stats = match generations::span(conn, row.user_id)? {
+        Some(span) => sessions::series_stats(conn, row.user_id, row.session_id, span.bounds())?,
+        None => Vec::new(),
+    };
     let first = stats.iter().map(|s| s.first_time).min();
     let last = stats.iter().map(|s| s.last_time).max();
     Ok(SessionDetail {
@@ -131,8 +134,11 @@ pub fn delete(
     conn.transaction(|conn| {
         sessions::lock_session_ids(conn, &[session])?;
         let row = visible(conn, session, visible_to)?;
-        crate::db::rollups::invalidate_session(conn, row.user_id, session)?;
-        let points = sessions::delete(conn, row.user_id, session)?;
+        let within = generations::span(conn, row.user_id)?.map(|s| s.bounds());
+        if let Some(within) = within {
+            crate::db::rollups::invalidate_session(conn, row.user_id, session, within)?;
+        }
+        let points = sessions::delete(conn, row.user_id, session, within)?;
         generations::bump(conn, &[row.user_id])?;
         Ok(points)
     })

@@ -165,9 +165,14 @@ async fn latest_walks_the_primary_key_backwards() {
     }
     let as_of = start + Duration::days(10);
     for session in [None, Some(sessions[1])] {
-        let plan =
-            seriesd::db::retrieval::explain_latest(&mut conn, users[2], series.0, as_of, session)
-                .unwrap();
+        let plan = seriesd::db::retrieval::explain_latest(
+            &mut conn,
+            users[2],
+            series.0,
+            (start, as_of),
+            session,
+        )
+        .unwrap();
         println!(
             "EXPLAIN latest (session filter: {}):\n{plan}",
             session.is_some()

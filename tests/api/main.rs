@@ -14,6 +14,7 @@ mod ingest;
 mod input_limits;
 mod jobs;
 mod latest;
+mod noisy_neighbours;
 mod openapi;
 mod overload;
 mod points;

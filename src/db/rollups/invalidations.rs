@@ -8,7 +8,7 @@ use crate::domain::rollup_plan::{month_of, next_month};
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Double, Integer, Nullable, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{BigInt, Double, Integer, Timestamptz, Uuid as SqlUuid};
 use uuid::Uuid;
 /// The statement recording as awaiting refresh the hours of the points that `source`
 /// (`FROM` and `WHERE` text) selects.
@@ -39,12 +39,15 @@ pub fn invalidate_session(
     conn: &mut PgConnection,
     user: Uuid,
     session: Uuid,
+    within: (DateTime<Utc>, DateTime<Utc>),
 ) -> QueryResult<usize> {
     diesel::sql_query(invalidate_sql(
-        "points WHERE user_id = $1 AND session_id = $2",
+        "points WHERE user_id = $1 AND session_id = $2 AND time >= $3 AND time <= $4",
     ))
     .bind::<SqlUuid, _>(user)
     .bind::<SqlUuid, _>(session)
+    .bind::<Timestamptz, _>(within.0)
+    .bind::<Timestamptz, _>(within.1)
     .execute(conn)
 }
 
@@ -53,7 +56,7 @@ pub fn invalidate_session(
 pub fn forget_series(conn: &mut PgConnection, series_id: i32) -> QueryResult<()> {
     exclude_refresh(conn)?;
     let tables = rollup_tables().map(|(t, _)| t);
-    for table in tables.chain(["rollup_invalidations"]) {
+    for table in tables.chain(["rollup_invalidations", "rollup_failures"]) {
         diesel::sql_query(format!("DELETE FROM {table} WHERE series_id = $1"))
             .bind::<Integer, _>(series_id)
             .execute(conn)?;
@@ -83,9 +86,12 @@ pub fn forget_range(
         };
         (table, column, from)
     });
-    for (table, column, from) in [("rollup_invalidations", "hour", from)]
-        .into_iter()
-        .chain(tables)
+    for (table, column, from) in [
+        ("rollup_invalidations", "hour", from),
+        ("rollup_failures", "hour", from),
+    ]
+    .into_iter()
+    .chain(tables)
     {
         diesel::sql_query(format!(
             "DELETE FROM {table} WHERE {column} >= $1 AND {column} < $2"
@@ -141,20 +147,23 @@ impl Pending {
 pub struct Cursor(pub(super) Option<Key>);
 
 /// Up to `limit` pending hours after `cursor` in key order (all of them from the
-/// lowest key when there is no cursor), locked for this transaction.
+/// lowest key when there is no cursor), locked for this transaction. Hours set aside
+/// after a failed refresh ([`set_aside`]) are left to [`due_failures`].
 pub(super) fn pending_after(
     conn: &mut PgConnection,
     cursor: &Cursor,
     limit: i64,
 ) -> QueryResult<Vec<Key>> {
-    const SELECT: &str = "SELECT user_id, series_id, hour, hourly_exact FROM rollup_invalidations";
-    const ORDER: &str = "ORDER BY user_id, series_id, hour LIMIT $1 FOR UPDATE SKIP LOCKED";
+    const SELECT: &str = "SELECT user_id, series_id, hour, hourly_exact FROM rollup_invalidations r
+         WHERE NOT EXISTS (SELECT 1 FROM rollup_failures f
+                           WHERE (f.user_id, f.series_id, f.hour) = (r.user_id, r.series_id, r.hour))";
+    const ORDER: &str = "ORDER BY user_id, series_id, hour LIMIT $1 FOR UPDATE OF r SKIP LOCKED";
     let rows: Vec<Pending> = match cursor.0 {
         None => diesel::sql_query(format!("{SELECT} {ORDER}"))
             .bind::<BigInt, _>(limit)
             .load(conn),
         Some((user, series, hour)) => diesel::sql_query(format!(
-            "{SELECT} WHERE (user_id, series_id, hour) > ($2, $3, $4) {ORDER}"
+            "{SELECT} AND (user_id, series_id, hour) > ($2, $3, $4) {ORDER}"
         ))
         .bind::<BigInt, _>(limit)
         .bind::<SqlUuid, _>(user)
@@ -165,19 +174,73 @@ pub(super) fn pending_after(
     Ok(rows.iter().map(Pending::key).collect())
 }
 
-#[derive(QueryableByName)]
-pub(super) struct Lag {
-    #[diesel(sql_type = Nullable<Double>)]
-    seconds: Option<f64>,
+/// How far the rollup job is behind, and what it set aside.
+#[derive(Debug, Clone, Copy, PartialEq, QueryableByName)]
+pub struct RollupBacklog {
+    /// Seconds since the oldest hour still awaiting refresh was invalidated (0 when
+    /// none), hours set aside after a failure excluded.
+    #[diesel(sql_type = Double)]
+    pub lag_seconds: f64,
+    /// Hours set aside after a failed refresh, awaiting their retry.
+    #[diesel(sql_type = BigInt)]
+    pub failed_hours: i64,
 }
 
-/// Seconds since the oldest hour still awaiting refresh was invalidated (0 when none).
-pub fn lag_seconds(conn: &mut PgConnection) -> QueryResult<f64> {
-    let lag: Lag = diesel::sql_query(
-        "SELECT extract(epoch FROM now() - min(created_at))::float8 AS seconds FROM rollup_invalidations",
+/// The rollup job's [`RollupBacklog`].
+pub fn backlog(conn: &mut PgConnection) -> QueryResult<RollupBacklog> {
+    diesel::sql_query(
+        "SELECT greatest(coalesce(extract(epoch FROM now() - min(r.created_at)), 0), 0)::float8
+                    AS lag_seconds,
+                (SELECT count(*) FROM rollup_failures) AS failed_hours
+         FROM rollup_invalidations r
+         WHERE NOT EXISTS (SELECT 1 FROM rollup_failures f
+                           WHERE (f.user_id, f.series_id, f.hour) = (r.user_id, r.series_id, r.hour))",
     )
-    .get_result(conn)?;
-    Ok(lag.seconds.unwrap_or(0.0).max(0.0))
+    .get_result(conn)
+}
+
+/// Sets `key` aside after its refresh failed with `error`: the job skips it until a retry
+/// after 2^attempts seconds (at most an hour). Its invalidations stay, so queries go on
+/// reading the hour from raw points.
+pub(super) fn set_aside(conn: &mut PgConnection, key: Key, error: &str) -> QueryResult<()> {
+    let (user, series, hour) = key;
+    diesel::sql_query(
+        "INSERT INTO rollup_failures AS f (user_id, series_id, hour, attempts, retry_at, error)
+         VALUES ($1, $2, $3, 1, now() + interval '1 second', $4)
+         ON CONFLICT (user_id, series_id, hour) DO UPDATE
+         SET attempts = f.attempts + 1, error = excluded.error, failed_at = now(),
+             retry_at = now() + least(power(2, least(f.attempts + 1, 12)), 3600) * interval '1 second'",
+    )
+    .bind::<SqlUuid, _>(user)
+    .bind::<Integer, _>(series)
+    .bind::<Timestamptz, _>(hour)
+    .bind::<diesel::sql_types::Text, _>(error)
+    .execute(conn)?;
+    Ok(())
+}
+
+/// Forgets that `key` failed (its refresh went through).
+pub(super) fn clear_failure(conn: &mut PgConnection, key: Key) -> QueryResult<()> {
+    let (user, series, hour) = key;
+    diesel::sql_query(
+        "DELETE FROM rollup_failures WHERE user_id = $1 AND series_id = $2 AND hour = $3",
+    )
+    .bind::<SqlUuid, _>(user)
+    .bind::<Integer, _>(series)
+    .bind::<Timestamptz, _>(hour)
+    .execute(conn)?;
+    Ok(())
+}
+
+/// Up to `limit` hours set aside whose retry is due, oldest retry first.
+pub(super) fn due_failures(conn: &mut PgConnection, limit: i64) -> QueryResult<Vec<Key>> {
+    let rows: Vec<Pending> = diesel::sql_query(
+        "SELECT user_id, series_id, hour, false AS hourly_exact FROM rollup_failures
+         WHERE retry_at <= now() ORDER BY retry_at LIMIT $1",
+    )
+    .bind::<BigInt, _>(limit)
+    .load(conn)?;
+    Ok(rows.iter().map(Pending::key).collect())
 }
 
 /// The hours of `user`'s `series` in `[from, to)` that await refresh, each with whether

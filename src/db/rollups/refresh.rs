@@ -26,7 +26,7 @@ pub fn refresh_run(
     budget: std::time::Duration,
 ) -> QueryResult<usize> {
     let started = std::time::Instant::now();
-    let mut hours = 0;
+    let mut hours = retry_failed(conn, FAILED_RETRIES_PER_RUN)?;
     loop {
         let r = refresh_from(conn, batch, cursor)?;
         hours += r.hours;
@@ -35,6 +35,9 @@ pub fn refresh_run(
         }
     }
 }
+
+/// Hours set aside after a failure that one run retries (each alone), at most.
+const FAILED_RETRIES_PER_RUN: i64 = 16;
 
 /// What one refresh did.
 #[derive(Debug, Clone, Copy)]
@@ -63,65 +66,141 @@ pub fn refresh_from(
     limit: i64,
     cursor: &mut Cursor,
 ) -> QueryResult<Refreshed> {
-    conn.build_transaction().repeatable_read().run(|conn| {
-        let mut todo = pending_after(conn, cursor, limit)?;
-        if cursor.0.is_some() && (todo.len() as i64) < limit {
-            // Wrap around: the hours up to the cursor (those after it are all taken).
-            let mut wrapped = pending_after(conn, &Cursor::default(), limit - todo.len() as i64)?;
-            if let Some(&first) = todo.first() {
-                wrapped.retain(|k| *k < first);
-            }
-            todo.append(&mut wrapped);
-        }
-        if let Some(&last) = todo.last() {
-            cursor.0 = Some(last);
-        }
+    let before = cursor.clone();
+    let batch = conn.build_transaction().repeatable_read().run(|conn| {
+        let todo = next_batch(conn, cursor, limit)?;
         let rows = todo.len();
-        // One row per write: a key may come more than once.
-        todo.sort();
-        todo.dedup();
-        if todo.is_empty() {
-            return Ok(Refreshed { hours: 0, rows });
+        refresh_keys(conn, todo, rows)
+    });
+    match batch {
+        Err(e) if fails_on_its_data(&e) => {
+            // Something in one user's data (a sum that overflows float8, say) fails the
+            // whole batch: refresh its hours one by one and set aside the ones that fail,
+            // so every other key goes on being refreshed.
+            *cursor = before;
+            let todo = conn.transaction(|conn| next_batch(conn, cursor, limit))?;
+            let rows = todo.len();
+            let mut hours = 0;
+            for key in dedup(todo) {
+                hours += refresh_alone(conn, key)?;
+            }
+            Ok(Refreshed { hours, rows })
         }
-        // Every invalidation of these hours, and whether each left exact hourly rows.
-        let taken: Vec<Pending> = keyed(
-            "DELETE FROM rollup_invalidations r
-             USING unnest($1::uuid[], $2::int[], $3::timestamptz[]) AS t(u, s, k)
-             WHERE r.user_id = t.u AND r.series_id = t.s AND r.hour = t.k
-             RETURNING r.user_id, r.series_id, r.hour, r.hourly_exact",
-            &todo,
-        )
-        .load(conn)?;
-        let inexact: BTreeSet<Key> = taken
-            .iter()
-            .filter(|t| !t.hourly_exact)
-            .map(Pending::key)
-            .collect();
-        // Hours only written by appending writes already add up to their points: their
-        // rows are merged into one, without reading a point (under a steady write load
-        // the current hours hold most of the new points, and reading them again every
-        // second grew with the hour: a second of CPU per run after a minute of 2,000
-        // points/s). The others are recomputed from their points.
-        let (recompute, compact): (Vec<Key>, Vec<Key>) =
-            todo.iter().partition(|k| inexact.contains(k));
-        if !compact.is_empty() {
-            compact_hours(conn, &compact)?;
+        other => other,
+    }
+}
+
+/// Refreshes the hours set aside after a failure whose retry is due (at most `limit`),
+/// each on its own; returns how many went through.
+pub fn retry_failed(conn: &mut PgConnection, limit: i64) -> QueryResult<usize> {
+    let due = due_failures(conn, limit)?;
+    let mut hours = 0;
+    for key in due {
+        hours += refresh_alone(conn, key)?;
+    }
+    Ok(hours)
+}
+
+/// Refreshes one hour in a transaction of its own; when its data fails the refresh, sets
+/// it aside (with a log line naming it) instead. Returns 1 when it was refreshed.
+fn refresh_alone(conn: &mut PgConnection, key: Key) -> QueryResult<usize> {
+    let done = conn.build_transaction().repeatable_read().run(|conn| {
+        refresh_keys(conn, vec![key], 1)?;
+        clear_failure(conn, key)
+    });
+    match done {
+        Ok(()) => Ok(1),
+        Err(e) if fails_on_its_data(&e) => {
+            let (user, series, hour) = key;
+            tracing::warn!(user = %user, series_id = series, hour = %hour, error = %e,
+                "rollup refresh of this hour failed; set aside and retried with backoff");
+            set_aside(conn, key, &e.to_string())?;
+            Ok(0)
         }
-        if !recompute.is_empty() {
-            recompute_hours(conn, &recompute)?;
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether a refresh failed because of the data it read (an overflow, a value out of
+/// range), not because of the connection or a conflict with another transaction, which
+/// the job's own retry handles.
+fn fails_on_its_data(e: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind as K, Error as E};
+    match e {
+        E::DatabaseError(K::SerializationFailure | K::ClosedConnection, _) => false,
+        E::DatabaseError(K::UnableToSendCommand, _) => false,
+        E::DatabaseError(_, info) => {
+            !crate::db::is_retryable(e) && !info.message().contains("statement timeout")
         }
-        let keys = |of: fn(DateTime<Utc>) -> DateTime<Utc>| {
-            let mut keys: Vec<Key> = todo.iter().map(|&(u, s, h)| (u, s, of(h))).collect();
-            keys.sort();
-            keys.dedup();
-            keys
-        };
-        roll_up(conn, &HOURLY, &DAILY, &keys(day_of))?;
-        roll_up(conn, &DAILY, &MONTHLY, &keys(month_of))?;
-        Ok(Refreshed {
-            hours: todo.len(),
-            rows,
-        })
+        _ => false,
+    }
+}
+
+fn dedup(mut keys: Vec<Key>) -> Vec<Key> {
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+/// The next up to `limit` invalidation rows' keys after `cursor` (wrapping around), and
+/// moves the cursor past them.
+fn next_batch(conn: &mut PgConnection, cursor: &mut Cursor, limit: i64) -> QueryResult<Vec<Key>> {
+    let mut todo = pending_after(conn, cursor, limit)?;
+    if cursor.0.is_some() && (todo.len() as i64) < limit {
+        // Wrap around: the hours up to the cursor (those after it are all taken).
+        let mut wrapped = pending_after(conn, &Cursor::default(), limit - todo.len() as i64)?;
+        if let Some(&first) = todo.first() {
+            wrapped.retain(|k| *k < first);
+        }
+        todo.append(&mut wrapped);
+    }
+    if let Some(&last) = todo.last() {
+        cursor.0 = Some(last);
+    }
+    Ok(todo)
+}
+
+/// Refreshes the hours `todo` (a key may come more than once: one invalidation row per
+/// write) inside the caller's repeatable-read transaction; `rows` is what the batch took.
+fn refresh_keys(conn: &mut PgConnection, todo: Vec<Key>, rows: usize) -> QueryResult<Refreshed> {
+    let todo = dedup(todo);
+    if todo.is_empty() {
+        return Ok(Refreshed { hours: 0, rows });
+    }
+    // Every invalidation of these hours, and whether each left exact hourly rows.
+    let taken: Vec<Pending> = keyed(
+        "DELETE FROM rollup_invalidations r
+         USING unnest($1::uuid[], $2::int[], $3::timestamptz[]) AS t(u, s, k)
+         WHERE r.user_id = t.u AND r.series_id = t.s AND r.hour = t.k
+         RETURNING r.user_id, r.series_id, r.hour, r.hourly_exact",
+        &todo,
+    )
+    .load(conn)?;
+    let inexact: BTreeSet<Key> = taken
+        .iter()
+        .filter(|t| !t.hourly_exact)
+        .map(Pending::key)
+        .collect();
+    // Hours only written by appending writes already add up to their points: their
+    // rows are merged into one, without reading a point (under a steady write load
+    // the current hours hold most of the new points, and reading them again every
+    // second grew with the hour: a second of CPU per run after a minute of 2,000
+    // points/s). The others are recomputed from their points.
+    let (recompute, compact): (Vec<Key>, Vec<Key>) = todo.iter().partition(|k| inexact.contains(k));
+    if !compact.is_empty() {
+        compact_hours(conn, &compact)?;
+    }
+    if !recompute.is_empty() {
+        recompute_hours(conn, &recompute)?;
+    }
+    let keys = |of: fn(DateTime<Utc>) -> DateTime<Utc>| {
+        dedup(todo.iter().map(|&(u, s, h)| (u, s, of(h))).collect())
+    };
+    roll_up(conn, &HOURLY, &DAILY, &keys(day_of))?;
+    roll_up(conn, &DAILY, &MONTHLY, &keys(month_of))?;
+    Ok(Refreshed {
+        hours: todo.len(),
+        rows,
     })
 }
 

@@ -128,8 +128,21 @@ pub(super) fn batch_transaction(
         rollups::invalidate_staged(conn)?;
         counts
     };
-    let users: Vec<Uuid> = accepted.iter().map(|&i| writes[i].user_id).collect();
-    generations::bump(conn, &users)?;
+    // Every writing user's generation goes up; the span grows by the points' times (a
+    // session of no points changes only what the user's session list answers).
+    let spans: Vec<(Uuid, Option<generations::Span>)> = accepted
+        .iter()
+        .map(|&i| {
+            let w = &writes[i];
+            let first = w.rows.iter().map(|r| r.time).min();
+            let last = w.rows.iter().map(|r| r.time).max();
+            let span = first
+                .zip(last)
+                .map(|(first, last)| generations::Span { first, last });
+            (w.user_id, span)
+        })
+        .collect();
+    generations::bump_spanning(conn, &spans)?;
     for &i in &accepted {
         let w = &writes[i];
         let job = i as i32;

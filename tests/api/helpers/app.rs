@@ -12,6 +12,9 @@ use std::time::Duration;
 /// The `detail` of every 403: a token may not do what it asks.
 pub const FORBIDDEN: &str = "You do not have permission to perform this action.";
 
+/// Days that reach every accepted year from now, both ways: tests post fixed dates.
+pub const WIDE_WINDOW_DAYS: &str = "120000";
+
 /// Settings for a test server on `db`, with extra variables applied.
 pub fn settings_for(url: &DatabaseUrl, extra: &[(&str, &str)]) -> Settings {
     let mut vars: Vec<(String, String)> = vec![
@@ -19,6 +22,9 @@ pub fn settings_for(url: &DatabaseUrl, extra: &[(&str, &str)]) -> Settings {
         ("LISTEN_ADDR".into(), "127.0.0.1:0".into()),
         ("WORKERS".into(), "2".into()),
         ("DB_POOL_SIZE".into(), "8".into()),
+        // Fixtures are history (fixed dates from 1900 on): an import's window.
+        ("WRITE_WINDOW_PAST_DAYS".into(), WIDE_WINDOW_DAYS.into()),
+        ("WRITE_WINDOW_FUTURE_DAYS".into(), WIDE_WINDOW_DAYS.into()),
         (
             "REDIS_PREFIX".into(),
             format!("seriesd-test-{}", uuid::Uuid::new_v4().simple()),

@@ -21,7 +21,9 @@ pub fn serve_command(db: &TestDb, port: u16) -> Command {
     cmd.arg("serve")
         .env("DATABASE_URL", db.url.as_str())
         .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
-        .env("REDIS_URL", "");
+        .env("REDIS_URL", "")
+        .env("WRITE_WINDOW_PAST_DAYS", super::app::WIDE_WINDOW_DAYS)
+        .env("WRITE_WINDOW_FUTURE_DAYS", super::app::WIDE_WINDOW_DAYS);
     cmd
 }
 
