@@ -98,7 +98,8 @@ where
     times[n / 2]
 }
 
-/// The number of `points` partitions a plan of `sql` reads.
+/// The number of `points` partitions (or TimescaleDB chunks) a plan of `sql` reads: its
+/// scan nodes.
 fn partitions_in_plan(conn: &mut PgConnection, sql: &str) -> usize {
     #[derive(QueryableByName)]
     struct Line {
@@ -110,7 +111,7 @@ fn partitions_in_plan(conn: &mut PgConnection, sql: &str) -> usize {
         .unwrap();
     lines
         .iter()
-        .filter(|l| l.line.contains(" on points_"))
+        .filter(|l| l.line.contains("Scan") && l.line.contains(" on "))
         .count()
 }
 
@@ -195,7 +196,9 @@ async fn one_users_hundreds_of_partitions_stay_out_of_another_users_reads() {
         span.first.to_rfc3339(),
         span.last.to_rfc3339()
     );
-    assert_eq!(partitions_in_plan(&mut conn, &bounded), 1);
+    // (one week on native partitions; TimescaleDB's Thursday-aligned chunks split it)
+    let planned = partitions_in_plan(&mut conn, &bounded);
+    assert!((1..=2).contains(&planned), "{planned} partitions planned");
     // ...and answer as fast as before, within a small factor.
     for (path, before) in reads.iter().zip(before) {
         let after = median_ms(7, timed(path.clone())).await;
