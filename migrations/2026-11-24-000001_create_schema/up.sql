@@ -63,17 +63,27 @@ DECLARE
         PRIMARY KEY (user_id, series_id, time, session_id) INCLUDE (num)
     $cols$;
 BEGIN
-    IF EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb') THEN
-        BEGIN
-            CREATE EXTENSION IF NOT EXISTS timescaledb;
-        EXCEPTION WHEN OTHERS THEN
-            RAISE NOTICE 'timescaledb is installed but cannot be loaded (%); using native partitions', SQLERRM;
-        END;
+    -- Only when the server preloads it: CREATE EXTENSION of a TimescaleDB that is not in
+    -- shared_preload_libraries is FATAL (it ends the connection), past any handler here.
+    IF EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')
+       AND NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb') THEN
+        IF current_setting('shared_preload_libraries') ~ '(^|[\s,])timescaledb([\s,]|$)' THEN
+            BEGIN
+                CREATE EXTENSION IF NOT EXISTS timescaledb;
+            EXCEPTION WHEN OTHERS THEN
+                RAISE WARNING 'timescaledb is installed but cannot be loaded (%); using native partitions', SQLERRM;
+            END;
+        ELSE
+            RAISE WARNING 'timescaledb is installed but not in shared_preload_libraries; using native partitions';
+        END IF;
     END IF;
 
     IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb') THEN
         EXECUTE format('CREATE TABLE points (%s)', columns);
-        EXECUTE $ts$SELECT create_hypertable('points', 'time', chunk_time_interval => interval '1 week')$ts$;
+        -- No default index on time: the primary key serves every read, and a second
+        -- index would cost every insert.
+        EXECUTE $ts$SELECT create_hypertable('points', 'time', chunk_time_interval => interval '1 week',
+                                              create_default_indexes => false)$ts$;
     ELSE
         EXECUTE format('CREATE TABLE points (%s) PARTITION BY RANGE (time)', columns);
     END IF;

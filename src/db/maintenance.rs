@@ -85,7 +85,26 @@ pub fn migrate(url: &DatabaseUrl) -> Result<usize, BoxError> {
     let mut conn = super::connect(url.as_str())?;
     // Migrations that cut times into hours and days do it in UTC, like the service.
     diesel::connection::SimpleConnection::batch_execute(&mut conn, "SET TimeZone = 'UTC'")?;
-    run_migrations(&mut conn)
+    let applied = run_migrations(&mut conn)?;
+    if unloaded_timescaledb(&mut conn)? && storage_mode(&mut conn)? == StorageMode::NativePartitions
+    {
+        tracing::warn!(
+            "the timescaledb extension is installed but not in shared_preload_libraries: \
+             points use native weekly partitions (preload it and migrate a new database for \
+             a hypertable)"
+        );
+    }
+    Ok(applied)
+}
+
+/// Whether the server has TimescaleDB installed but not loaded in this database.
+fn unloaded_timescaledb(conn: &mut PgConnection) -> QueryResult<bool> {
+    diesel::sql_query(
+        "SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')
+                AND NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb') AS flag",
+    )
+    .get_result::<Flag>(conn)
+    .map(|f| f.flag)
 }
 
 /// Which storage mode the migrated `points` table uses.

@@ -3,115 +3,13 @@
 //! load. Nothing acknowledged may be lost, nothing may be half-written, and the service
 //! must recover by itself.
 
-use crate::helpers::{client, free_port, send, session_body, settings_for, start_server};
+use crate::helpers::{Cluster, client, free_port, send, session_body, settings_for, start_server};
 use diesel::prelude::*;
 use serde_json::{Value, json};
 use seriesd::config::DatabaseUrl;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
-
-const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
-
-/// A PostgreSQL cluster of the test's own, run as the `postgres` system user.
-struct Cluster {
-    dir: PathBuf,
-    port: u16,
-}
-
-impl Cluster {
-    fn as_postgres(args: &[&str]) -> std::process::ExitStatus {
-        Command::new("runuser")
-            .args(["-u", "postgres", "--"])
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .unwrap()
-    }
-
-    fn create() -> Self {
-        let dir = std::env::temp_dir().join(format!("seriesd-fault-{}", Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Command::new("chown")
-            .args(["postgres:postgres", dir.to_str().unwrap()])
-            .status()
-            .unwrap();
-        let data = dir.join("data");
-        let ok = Self::as_postgres(&[
-            &format!("{PG_BIN}/initdb"),
-            "-D",
-            data.to_str().unwrap(),
-            "-A",
-            "trust",
-            "-U",
-            "postgres",
-            "--no-sync",
-        ]);
-        assert!(ok.success(), "initdb failed");
-        let cluster = Self {
-            dir,
-            port: free_port(),
-        };
-        cluster.start();
-        cluster
-    }
-
-    fn start(&self) {
-        let opts = format!(
-            "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=on -c max_connections=50",
-            self.port,
-            self.dir.to_str().unwrap()
-        );
-        let ok = Self::as_postgres(&[
-            &format!("{PG_BIN}/pg_ctl"),
-            "-D",
-            self.dir.join("data").to_str().unwrap(),
-            "-o",
-            &opts,
-            "-l",
-            self.dir.join("log").to_str().unwrap(),
-            "-w",
-            "start",
-        ]);
-        assert!(ok.success(), "pg_ctl start failed");
-    }
-
-    fn stop_immediately(&self) {
-        let ok = Self::as_postgres(&[
-            &format!("{PG_BIN}/pg_ctl"),
-            "-D",
-            self.dir.join("data").to_str().unwrap(),
-            "-m",
-            "immediate",
-            "-w",
-            "stop",
-        ]);
-        assert!(ok.success(), "pg_ctl stop failed");
-    }
-
-    fn url(&self, db: &str) -> String {
-        format!(
-            "postgres://postgres@127.0.0.1:{}/{db}?gssencmode=disable",
-            self.port
-        )
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        Self::as_postgres(&[
-            &format!("{PG_BIN}/pg_ctl"),
-            "-D",
-            self.dir.join("data").to_str().unwrap(),
-            "-m",
-            "immediate",
-            "stop",
-        ]);
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 /// One posted session and how it was answered.
 struct Posted {

@@ -4,6 +4,7 @@
 
 mod catalogue;
 mod cli;
+mod engines;
 mod exports;
 mod faults;
 mod headers;

@@ -2,6 +2,7 @@
 //! as processes, and the fixtures tests share (sample data, bulk points, rollup checks).
 
 mod app;
+mod cluster;
 mod database;
 mod rollup_checks;
 mod sample_data;
@@ -9,6 +10,7 @@ mod server_process;
 mod stored_points;
 
 pub use app::{FORBIDDEN, TestApp, client, client_with, send, settings_for, start_server};
+pub use cluster::{Cluster, extension_bin};
 pub use database::{TestDb, count, drop_database, series_id};
 pub use rollup_checks::{assert_same_answers, one_day, uncached_app_refreshed_by_hand};
 pub use sample_data::{add_series, ingest, scored_session, session_body, turbine_output};

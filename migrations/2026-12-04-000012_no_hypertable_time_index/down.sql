@@ -1,0 +1,2 @@
+-- Not recreated: nothing reads it.
+SELECT 1;
