@@ -180,51 +180,58 @@ fn create_week(conn: &mut PgConnection, week: i64) -> QueryResult<bool> {
     })
 }
 
-/// Drops every native week partition that ends at or before `cutoff`, bumping the write
-/// generation of the users whose points go (their cached answers must not survive).
-/// Returns the dropped partitions' names. On TimescaleDB, drops chunks with
-/// `drop_chunks` instead.
+/// Drops every point before the start of the week holding `cutoff` (weeks start on
+/// Mondays from the bucket origin), bumping the write generation of the users whose
+/// points go (their cached answers must not survive). Returns the dropped partitions'
+/// names. Native partitions go whole; on TimescaleDB, whose chunks start on Thursdays,
+/// `drop_chunks` drops the chunks before that Monday and the points of the chunk that
+/// straddles it are deleted, so both modes keep exactly the same points.
 pub fn drop_older_than(
     conn: &mut PgConnection,
     manager: &PartitionManager,
     cutoff: DateTime<Utc>,
 ) -> QueryResult<Vec<String>> {
+    let boundary = week_start(week_of(cutoff));
     if manager.mode(conn)? == StorageMode::Timescaledb {
         #[derive(QueryableByName)]
         struct Chunk {
             #[diesel(sql_type = diesel::sql_types::Text)]
             name: String,
         }
-        // A UTC midnight, so that no hourly or daily rollup straddles it.
-        let cutoff = crate::domain::rollup_plan::day_of(cutoff);
         return conn.transaction(|conn| {
-            super::generations::bump_writers_before(conn, cutoff)?;
+            super::generations::bump_writers_before(conn, boundary)?;
             // Every stored time lies in the years the API accepts.
             let earliest =
                 chrono::NaiveDate::from_ymd_opt(crate::domain::timestamp::MIN_YEAR, 1, 1)
                     .unwrap_or(chrono::NaiveDate::MIN)
                     .and_time(chrono::NaiveTime::MIN)
                     .and_utc();
-            super::rollups::forget_range(conn, earliest, cutoff)?;
+            super::rollups::forget_range(conn, earliest, boundary)?;
             let chunks: Vec<Chunk> = diesel::sql_query(
                 "SELECT c::text AS name FROM drop_chunks('points', older_than => $1) c",
             )
-            .bind::<diesel::sql_types::Timestamptz, _>(cutoff)
+            .bind::<diesel::sql_types::Timestamptz, _>(boundary)
             .load(conn)?;
-            // drop_chunks keeps a chunk that reaches past the cutoff whole: the hours of
-            // its points before the cutoff are rolled up again.
-            super::rollups::invalidate_before(conn, cutoff)?;
-            Ok(chunks.into_iter().map(|c| c.name).collect())
+            let deleted = diesel::sql_query("DELETE FROM points WHERE time < $1")
+                .bind::<diesel::sql_types::Timestamptz, _>(boundary)
+                .execute(conn)?;
+            let mut names: Vec<String> = chunks.into_iter().map(|c| c.name).collect();
+            if deleted > 0 {
+                names.push(format!(
+                    "{deleted} points before {}",
+                    boundary.format("%Y-%m-%d")
+                ));
+            }
+            Ok(names)
         });
     }
     manager.reload(conn)?;
-    let last_week = week_of(cutoff) - 1; // weeks ending at or before the cutoff's week start
     let mut weeks: Vec<i64> = {
         let known = manager.known.read().unwrap_or_else(|e| e.into_inner());
         known
             .iter()
             .copied()
-            .filter(|w| *w <= last_week && week_start(w + 1) <= cutoff)
+            .filter(|w| week_start(w + 1) <= boundary)
             .collect()
     };
     weeks.sort();

@@ -319,3 +319,79 @@ async fn without_the_vacuum_job_a_vacuum_still_restores_the_statement_timeout() 
     let ms = "SELECT extract(epoch FROM current_setting('statement_timeout')::interval * 1000)::int8 AS n";
     assert_eq!(count(&mut conn, ms), 1234);
 }
+
+#[actix_web::test]
+async fn retention_keeps_exactly_the_points_from_the_cutoffs_monday_on_every_engine() {
+    let app = TestApp::spawn_with(&[("CACHE_TTL_SECS", "0"), ("REDIS_URL", "")]).await;
+    let user = Uuid::new_v4();
+    // Around Monday 2025-03-03 (the cutoff's week start) and Thursday 2025-02-27 (where
+    // a TimescaleDB chunk starts).
+    let times = [
+        "2025-02-26T12:00:00Z",
+        "2025-02-27T00:00:00Z",
+        "2025-03-02T23:59:59.999999Z",
+        "2025-03-03T00:00:00Z",
+        "2025-03-05T12:00:00Z",
+        "2025-03-20T00:00:00Z",
+    ];
+    let data: Vec<serde_json::Value> = times
+        .iter()
+        .enumerate()
+        .map(|(i, t)| json!({"series": "session.gut_health_score", "time": t, "value": {"value": i}}))
+        .collect();
+    let body = json!({"user_id": user, "session_id": Uuid::new_v4(), "data": data});
+    assert_eq!(app.post("/api/sessions/", &body).await.0, 201);
+    let mut conn = app.conn();
+    seriesd::db::rollups::refresh(&mut conn, 1000).unwrap();
+    let cutoff = chrono::DateTime::parse_from_rfc3339("2025-03-05T12:00:00Z")
+        .unwrap()
+        .to_utc();
+    let manager = seriesd::db::partitions::PartitionManager::new();
+    seriesd::db::partitions::drop_older_than(&mut conn, &manager, cutoff).unwrap();
+    #[derive(QueryableByName)]
+    struct Time {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        t: String,
+    }
+    let kept: Vec<String> = diesel::sql_query(
+        "SELECT to_char(time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS') AS t FROM points ORDER BY time",
+    )
+    .load::<Time>(&mut conn)
+    .unwrap()
+    .into_iter()
+    .map(|r| r.t)
+    .collect();
+    assert_eq!(
+        kept,
+        [
+            "2025-03-03T00:00:00",
+            "2025-03-05T12:00:00",
+            "2025-03-20T00:00:00"
+        ]
+    );
+    // Queries over the month (rollups and raw points alike) see just those.
+    seriesd::db::rollups::refresh(&mut conn, 1000).unwrap();
+    let (status, body) = app
+        .get(&format!(
+            "/api/timeseries/?user_id={user}&interval=month&agg_func=count\
+             &start_time=2025-02-01&end_time=2025-03-31"
+        ))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let counts: Vec<_> = body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["bucket"].as_str().unwrap().to_string(),
+                r["value"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        counts,
+        [("2025-03-01T00:00:00Z".to_string(), json!(3))],
+        "{body}"
+    );
+}
