@@ -3,7 +3,7 @@
 CARGO ?= cargo
 BIN := ./target/release/seriesd
 
-.PHONY: run build init migrate seed test fuzz fmt lint openapi api-check bench bench-ingest bench-query
+.PHONY: run build init migrate seed test test-timescaledb fuzz fmt lint openapi api-check bench bench-ingest bench-query
 
 # `make fuzz`: cases per property, and the most seconds the whole run may take.
 FUZZ_CASES ?= 50000
@@ -28,8 +28,16 @@ migrate: build
 seed: build
 	$(BIN) seed
 
-test: ## every test, against the PostgreSQL and Redis on loopback
+# The tests that read or write storage, run again on each other engine (the rest do not
+# depend on it: tokens, headers, the document, input limits, the CLI, fault clusters).
+STORAGE_TESTS := kind(test) & !test(/^(tokens|headers|openapi|hostile_input|input_limits|overload|cli|engines|faults|catalogue)::/)
+
+test: ## every test against the PostgreSQL and Redis on loopback, then the storage tests on TimescaleDB (where ../shared/pg-extensions is)
 	$(CARGO) nextest run --no-fail-fast
+	$(MAKE) test-timescaledb
+
+test-timescaledb: ## the storage tests against a throwaway TimescaleDB cluster (skipped without ../shared/pg-extensions)
+	scripts/on-engine.sh timescaledb $(CARGO) nextest run --no-fail-fast -E '$(STORAGE_TESTS)'
 
 fuzz: ## the parser properties (src/parser_fuzz.rs) with FUZZ_CASES cases each, stopped after FUZZ_SECONDS
 	PROPTEST_CASES=$(FUZZ_CASES) timeout $(FUZZ_SECONDS) $(CARGO) nextest run --no-fail-fast -E 'test(/^parser_fuzz::fuzz_/)'

@@ -4,13 +4,13 @@
 use crate::helpers::{TestApp, client, client_with, send, settings_for, start_server};
 
 #[actix_web::test]
-async fn health_reports_database_and_native_storage() {
+async fn health_reports_database_and_storage() {
     let app = TestApp::spawn().await;
     let (status, body) = app.get("/health/").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "ok");
     assert_eq!(body["database"], "ok");
-    assert_eq!(body["storage"], "native-partitions");
+    assert_eq!(body["storage"], crate::helpers::expected_storage());
     assert_eq!(body["cache"]["backend"], "redis");
     assert_eq!(body["cache"]["reachable"], true);
     // Without the trailing slash too.

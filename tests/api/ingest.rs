@@ -419,13 +419,16 @@ async fn far_past_and_future_weeks_get_partitions_on_demand() {
     );
     assert_eq!(rows[1].num, Some(2.0));
     let mut conn = app.conn();
-    assert_eq!(
-        count(
-            &mut conn,
-            "SELECT count(*) AS n FROM pg_class WHERE relname IN ('points_w19990531', 'points_w20891226')"
-        ),
-        2
-    );
+    // Native weeks by name (a hypertable names its chunks itself).
+    if crate::helpers::expected_storage() == "native-partitions" {
+        assert_eq!(
+            count(
+                &mut conn,
+                "SELECT count(*) AS n FROM pg_class WHERE relname IN ('points_w19990531', 'points_w20891226')"
+            ),
+            2
+        );
+    }
 
     // Two writers racing into a week that has no partition yet both succeed.
     let app = &app;
@@ -455,6 +458,10 @@ async fn far_past_and_future_weeks_get_partitions_on_demand() {
 
 #[actix_web::test]
 async fn racing_processes_create_a_week_once() {
+    if crate::helpers::expected_storage() != "native-partitions" {
+        eprintln!("skipped: partitions are the hypertable's own on this engine");
+        return;
+    }
     // Two partition managers (as in two replicas) on one database, many threads.
     let app = TestApp::spawn().await;
     let url = app.db.url.clone();
@@ -505,7 +512,12 @@ async fn a_hundred_thousand_point_session_over_two_hundred_weeks() {
             &mut conn,
             "SELECT count(DISTINCT tableoid)::bigint AS n FROM points"
         ),
-        200
+        // From a Monday: 200 weekly partitions, or 201 TimescaleDB chunks (Thursdays).
+        if crate::helpers::expected_storage() == "timescaledb" {
+            201
+        } else {
+            200
+        }
     );
     // Every value came back exactly.
     assert_eq!(

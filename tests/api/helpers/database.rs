@@ -23,6 +23,28 @@ pub fn server_url() -> String {
     })
 }
 
+/// The storage the test server's databases get, from the server's own settings: a
+/// hypertable where it preloads TimescaleDB, else native weekly partitions (what
+/// `/health/` must report). The suite runs on either (`TEST_DATABASE_URL`).
+pub fn expected_storage() -> &'static str {
+    #[derive(QueryableByName)]
+    struct Preloaded {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        timescaledb: bool,
+    }
+    let mut conn = PgConnection::establish(&server_url()).expect("connect to the test server");
+    let preloaded: Preloaded = diesel::sql_query(
+        "SELECT current_setting('shared_preload_libraries') ~ 'timescaledb' AS timescaledb",
+    )
+    .get_result(&mut conn)
+    .expect("read shared_preload_libraries");
+    if preloaded.timescaledb {
+        "timescaledb"
+    } else {
+        "native-partitions"
+    }
+}
+
 fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -11,7 +11,7 @@ mod stored_points;
 
 pub use app::{FORBIDDEN, TestApp, client, client_with, send, settings_for, start_server};
 pub use cluster::{Cluster, extension_bin};
-pub use database::{TestDb, count, drop_database, series_id};
+pub use database::{TestDb, count, drop_database, expected_storage, series_id};
 pub use rollup_checks::{assert_same_answers, one_day, uncached_app_refreshed_by_hand};
 pub use sample_data::{add_series, ingest, scored_session, session_body, turbine_output};
 pub use server_process::{free_port, serve_command, sigterm, wait_for_port};
