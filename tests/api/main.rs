@@ -5,6 +5,7 @@
 mod catalogue;
 mod cli;
 mod exports;
+mod fair_shares;
 mod faults;
 mod headers;
 mod health;
