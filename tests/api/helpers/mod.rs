@@ -8,7 +8,9 @@ mod sample_data;
 mod server_process;
 mod stored_points;
 
-pub use app::{FORBIDDEN, TestApp, client, client_with, send, settings_for, start_server};
+pub use app::{
+    FORBIDDEN, TestApp, client, client_with, raw_exchange, send, settings_for, start_server,
+};
 pub use database::{TestDb, count, drop_database, series_id};
 pub use rollup_checks::{assert_same_answers, one_day, uncached_app_refreshed_by_hand};
 pub use sample_data::{add_series, ingest, scored_session, session_body, turbine_output};
