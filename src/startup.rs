@@ -203,6 +203,9 @@ fn announce_security(settings: &Settings) {
              this outside a private test machine."
         ),
     }
+    if !settings.trusted_proxies.is_empty() {
+        tracing::info!(proxies = ?settings.trusted_proxies, "Forwarded / X-Forwarded-* headers trusted from these peers");
+    }
     if settings.cors_allowed_origins != crate::config::CorsOrigins::Off {
         tracing::info!(origins = ?settings.cors_allowed_origins, "CORS enabled");
     }

@@ -455,4 +455,46 @@ mod tests {
         }
         assert!(seen > 30, "{seen}");
     }
+
+    #[test]
+    fn writers_heavy_work_and_the_reserve_must_fit_the_pool() {
+        let settings = |pairs: &[(&str, &str)]| {
+            Settings::from_source(&EnvSource::from_pairs(pairs.iter().copied()))
+        };
+        let s = settings(&[("DB_POOL_SIZE", "8")]).unwrap();
+        assert_eq!(s.heavy_connections, 8 - 3 - POOL_RESERVE);
+        assert_eq!(
+            (s.max_exports_per_token, s.max_bulk_loads_per_token),
+            (2, 1)
+        );
+        assert!(s.trusted_proxies.is_empty());
+        // The default pool always leaves one heavy connection and the reserve.
+        let s = settings(&[]).unwrap();
+        assert!(s.heavy_connections >= 1);
+        assert!(s.ingest_writers as u32 + s.heavy_connections + POOL_RESERVE <= s.db_pool_size);
+        let s = settings(&[("DB_POOL_SIZE", "4"), ("INGEST_WRITERS", "1")]).unwrap();
+        assert_eq!(s.heavy_connections, 1);
+        // Too many heavy connections for the pool: the error names the settings.
+        let e = settings(&[("DB_POOL_SIZE", "8"), ("HEAVY_CONNECTIONS", "4")]).unwrap_err();
+        assert_eq!(e.variable, "HEAVY_CONNECTIONS");
+        assert_eq!(
+            e.to_string(),
+            "invalid HEAVY_CONNECTIONS: HEAVY_CONNECTIONS (4) + INGEST_WRITERS (3) + 2 reserved \
+             for /health/ and small requests need DB_POOL_SIZE of at least 9, and it is 8"
+        );
+        // A pool too small for even one: the pool is what to change.
+        let e = settings(&[("DB_POOL_SIZE", "4")]).unwrap_err();
+        assert_eq!(e.variable, "DB_POOL_SIZE");
+        assert!(e.message.contains("HEAVY_CONNECTIONS (1)"), "{e}");
+        for (var, value) in [
+            ("HEAVY_CONNECTIONS", "0"),
+            ("HEAVY_QUEUE_TIMEOUT_MS", "0"),
+            ("MAX_EXPORTS_PER_TOKEN", "0"),
+            ("MAX_BULK_LOADS_PER_TOKEN", "x"),
+            ("TRUSTED_PROXIES", "10.0.0.0/40"),
+        ] {
+            let e = settings(&[(var, value)]).unwrap_err();
+            assert_eq!(e.variable, var, "{var}={value}");
+        }
+    }
 }

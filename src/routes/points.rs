@@ -186,7 +186,9 @@ pub fn parse_points(
                    keyset-paginated pages (follow `next`). `format=csv` (a header line \
                    `time,series,session_id,value`, the JSON value quoted) or `format=ndjson` \
                    (one object per line): the whole range streamed as a download; a failure \
-                   part-way aborts the response rather than truncating it.",
+                   part-way aborts the response rather than truncating it. A token runs at \
+                   most `MAX_EXPORTS_PER_TOKEN` exports at once (a `429` beyond, until one \
+                   finishes or its client leaves).",
     params(PointsParams),
     responses(
         (status = 200,

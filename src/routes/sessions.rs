@@ -182,7 +182,9 @@ const BULK_PARSE_BYTES: usize = 1024 * 1024;
                    per line, streamed. Each line is validated all-or-nothing on its own and \
                    reported by number when refused; good lines are committed in batches and \
                    stay committed. With a user token, a line for another user is refused \
-                   in the report with the body of a 403. The content type is not checked.",
+                   in the report with the body of a 403. The content type is not checked. \
+                   A token runs at most `MAX_BULK_LOADS_PER_TOKEN` bulk loads at once (a \
+                   `429` beyond).",
     request_body(
         content(
             (Vec<SessionBody> = "application/x-ndjson", example = json!([

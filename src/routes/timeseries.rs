@@ -174,7 +174,9 @@ pub fn parse_params(
                    `agg_func=last`, the number of points with `count`). Answers are cached \
                    and never stale: a write for the user makes every cached answer for that \
                    user unreachable. A range holding more than `MAX_BUCKETS` buckets per \
-                   series is a 400 naming `interval`.",
+                   series (from the bucket holding `start_time` to the one holding \
+                   `end_time`, both included: the buckets `fill` answers) is a 400 naming \
+                   `interval`.",
     params(TimeseriesParams),
     responses(
         (status = 200, description = "The aggregates.", body = QueryResponse,
