@@ -4,7 +4,8 @@
 //! keep answering.
 
 use crate::helpers::{
-    SECOND, TestApp, bulk_series, client_with, load_points, scored_session, send, time,
+    SECOND, TestApp, assert_throttled, bulk_series, client_with, load_points, scored_session, send,
+    time,
 };
 use awc::ClientResponse;
 use diesel::connection::SimpleConnection;
@@ -76,26 +77,6 @@ async fn median_latency(app: &TestApp, token: &str, path: &str, n: usize) -> Dur
     }
     took.sort();
     took[n / 2]
-}
-
-/// Asserts a 429 whose `detail` names `setting`, with `Retry-After`.
-async fn assert_throttled(resp: &mut ClientResponse, setting: &str) {
-    assert_eq!(resp.status(), 429);
-    let retry: u64 = resp
-        .headers()
-        .get("Retry-After")
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!(retry >= 1);
-    let body: Value = resp.json().await.unwrap();
-    let detail = body["detail"].as_str().unwrap();
-    assert!(
-        detail.starts_with(&format!("Request was throttled ({setting})")),
-        "{detail}"
-    );
 }
 
 #[actix_web::test]

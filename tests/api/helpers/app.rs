@@ -182,3 +182,25 @@ pub fn raw_exchange(address: &str, parts: &[(&[u8], Duration)], within: Duration
     let _ = stream.read_to_end(&mut out);
     String::from_utf8_lossy(&out).into_owned()
 }
+
+/// Asserts a 429 whose `detail` names `setting` (`Request was throttled (SETTING)…`);
+/// returns its `Retry-After`, at least 1.
+pub async fn assert_throttled(resp: &mut awc::ClientResponse, setting: &str) -> u64 {
+    assert_eq!(resp.status(), 429);
+    let retry: u64 = resp
+        .headers()
+        .get("Retry-After")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry >= 1);
+    let body: Value = resp.json().await.unwrap();
+    let detail = body["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with(&format!("Request was throttled ({setting})")),
+        "{detail}"
+    );
+    retry
+}

@@ -9,7 +9,8 @@ mod server_process;
 mod stored_points;
 
 pub use app::{
-    FORBIDDEN, TestApp, client, client_with, raw_exchange, send, settings_for, start_server,
+    FORBIDDEN, TestApp, assert_throttled, client, client_with, raw_exchange, send, settings_for,
+    start_server,
 };
 pub use database::{TestDb, count, drop_database, series_id};
 pub use rollup_checks::{assert_same_answers, one_day, uncached_app_refreshed_by_hand};
