@@ -199,9 +199,7 @@ impl RateLimits {
         };
         limiter.check_key(&token_id).map_err(|not_until| {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
-            ApiError::TooManyRequests {
-                retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
-            }
+            ApiError::rate_limited(wait.as_secs_f64().ceil().max(1.0) as u64)
         })
     }
 
@@ -373,7 +371,9 @@ mod tests {
             limits.check(1).unwrap();
         }
         match limits.check(1) {
-            Err(ApiError::TooManyRequests { retry_after_secs }) => {
+            Err(ApiError::TooManyRequests {
+                retry_after_secs, ..
+            }) => {
                 assert!((1..=2).contains(&retry_after_secs))
             }
             other => panic!("{other:?}"),

@@ -3,6 +3,7 @@
 
 use crate::cache::Cache;
 use crate::config::{AuthMode, Settings};
+use crate::db::heavy::HeavyWork;
 use crate::db::{self, maintenance, partitions::PartitionManager};
 use crate::error::BoxError;
 use crate::jobs;
@@ -11,6 +12,7 @@ use crate::routes;
 use crate::services::catalogue::Catalogue;
 use crate::services::ingest::Ingestor;
 use crate::services::query::cached::{Queries, QuerySettings};
+use crate::services::token_slots::TokenSlots;
 use crate::state::AppState;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::http::KeepAlive;
@@ -99,6 +101,22 @@ impl Application {
                 rollups: settings.rollups,
             },
         };
+        let heavy = HeavyWork::new(
+            pool.clone(),
+            settings.heavy_connections,
+            settings.heavy_queue_timeout,
+        );
+        let exports = TokenSlots::new(
+            "MAX_EXPORTS_PER_TOKEN",
+            "exports",
+            settings.max_exports_per_token,
+        );
+        let bulk_loads = TokenSlots::new(
+            "MAX_BULK_LOADS_PER_TOKEN",
+            "bulk loads",
+            settings.max_bulk_loads_per_token,
+        );
+        let proxies_data = web::Data::new(settings.trusted_proxies.clone());
         let (auth_data, metrics_data) = (
             web::Data::from(auth.clone()),
             web::Data::from(metrics.clone()),
@@ -114,17 +132,22 @@ impl Application {
             ingestor,
             auth,
             queries,
+            heavy,
+            exports,
+            bulk_loads,
         });
         spawn_rate_limit_sweeper(state.clone());
         let server = HttpServer::new(move || {
             let cors = crate::headers::cors(&cors_origins);
-            // Outermost last: the request log sees every answer, security headers go on
-            // every answer (CORS preflights and 401s included), CORS answers preflights
-            // before authentication, and authentication sees the normalised path.
+            // Outermost last: a HEAD answer loses its body whatever made it, the request
+            // log sees every answer, security headers go on every answer (CORS
+            // preflights and 401s included), CORS answers preflights before
+            // authentication, and authentication sees the normalised path.
             App::new()
                 .app_data(state.clone())
                 .app_data(auth_data.clone())
                 .app_data(metrics_data.clone())
+                .app_data(proxies_data.clone())
                 .app_data(web::QueryConfig::default().error_handler(|e, _| {
                     crate::error::ApiError::BadRequest(format!("Invalid query string: {e}")).into()
                 }))
@@ -134,6 +157,9 @@ impl Application {
                 .wrap(crate::headers::security_headers())
                 .wrap(actix_web::middleware::from_fn(
                     crate::telemetry::log_request,
+                ))
+                .wrap(actix_web::middleware::from_fn(
+                    routes::head::drop_head_bodies,
                 ))
                 .configure(routes::configure)
                 .default_service(web::to(routes::not_found))
@@ -176,6 +202,9 @@ fn announce_security(settings: &Settings) {
              write and delete every user's data and change the catalogue. Never run it like \
              this outside a private test machine."
         ),
+    }
+    if !settings.trusted_proxies.is_empty() {
+        tracing::info!(proxies = ?settings.trusted_proxies, "Forwarded / X-Forwarded-* headers trusted from these peers");
     }
     if settings.cors_allowed_origins != crate::config::CorsOrigins::Off {
         tracing::info!(origins = ?settings.cors_allowed_origins, "CORS enabled");

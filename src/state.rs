@@ -6,12 +6,14 @@ use crate::auth::Authenticator;
 use crate::cache::Cache;
 use crate::config::Settings;
 use crate::db::DbPool;
+use crate::db::heavy::HeavyWork;
 use crate::db::partitions::PartitionManager;
 use crate::jobs::JobStats;
 use crate::metrics::Metrics;
 use crate::services::catalogue::Catalogue;
 use crate::services::ingest::Ingestor;
 use crate::services::query::cached::Queries;
+use crate::services::token_slots::TokenSlots;
 use std::sync::Arc;
 
 /// Shared by every request handler.
@@ -29,4 +31,10 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     /// Cached, queued aggregate queries.
     pub queries: Queries,
+    /// Work that holds a pooled connection for long, within `HEAVY_CONNECTIONS`.
+    pub heavy: HeavyWork,
+    /// Exports each token runs now (`MAX_EXPORTS_PER_TOKEN`).
+    pub exports: TokenSlots,
+    /// Bulk loads each token runs now (`MAX_BULK_LOADS_PER_TOKEN`).
+    pub bulk_loads: TokenSlots,
 }

@@ -8,6 +8,7 @@
 pub mod aggregates;
 pub mod api_tokens;
 pub mod generations;
+pub mod heavy;
 pub mod job_runs;
 pub mod locks;
 pub mod maintenance;
@@ -176,9 +177,22 @@ where
     F: FnOnce(&mut PgConnection) -> Result<T, ApiError> + Send + 'static,
     T: Send + 'static,
 {
+    run_holding(pool, (), f).await
+}
+
+/// Like [`run`], keeping `held` (a turn in a queue) until the connection is back in the
+/// pool, so that whoever waits for the turn finds a connection free.
+pub async fn run_holding<H, F, T>(pool: &DbPool, held: H, f: F) -> Result<T, ApiError>
+where
+    H: Send + 'static,
+    F: FnOnce(&mut PgConnection) -> Result<T, ApiError> + Send + 'static,
+    T: Send + 'static,
+{
     let pool = pool.clone();
     let span = tracing::Span::current();
     actix_web::web::block(move || {
+        // Declared first, so dropped last: after the connection went back.
+        let _held = held;
         let _entered = span.enter();
         let mut conn = pool.get()?;
         let result = f(&mut conn);

@@ -104,16 +104,32 @@ impl Interval {
         Ok(Self::Fixed(n * secs))
     }
 
-    /// A nominal width in seconds (months count 30 days): for bucket-count limits.
-    pub fn nominal_secs(self) -> i64 {
-        match self {
-            Self::Fixed(s) => s,
-            Self::Calendar(CalendarUnit::Day) => 86_400,
-            Self::Calendar(CalendarUnit::Week) => 604_800,
-            Self::Calendar(CalendarUnit::Month) => 30 * 86_400,
-            Self::Calendar(CalendarUnit::Quarter) => 91 * 86_400,
-            Self::Calendar(CalendarUnit::Year) => 365 * 86_400,
+    /// How many buckets a query over `start..=end` answers per series: from the bucket
+    /// holding `start` to the bucket holding `end`, both included (queries bound time
+    /// inclusively at both ends), as [`crate::domain::gap_fill::bucket_range`] lists
+    /// them. Counted, not listed, so a huge range costs nothing; 0 when `end < start`.
+    pub fn bucket_count(self, start: DateTime<Utc>, end: DateTime<Utc>, tz: Tz) -> i64 {
+        if end < start {
+            return 0;
         }
+        let index = |t: DateTime<Utc>| -> i64 {
+            match self {
+                Self::Fixed(w) => (t.timestamp() - ORIGIN_SECS).div_euclid(w),
+                Self::Calendar(unit) => {
+                    let day = t.with_timezone(&tz).date_naive();
+                    let months = i64::from(day.year()) * 12 + i64::from(day.month0());
+                    match unit {
+                        CalendarUnit::Day => i64::from(day.num_days_from_ce()),
+                        // Weeks start on Monday; day 1 of the common era was a Monday.
+                        CalendarUnit::Week => i64::from(day.num_days_from_ce() - 1).div_euclid(7),
+                        CalendarUnit::Month => months,
+                        CalendarUnit::Quarter => months.div_euclid(3),
+                        CalendarUnit::Year => i64::from(day.year()),
+                    }
+                }
+            }
+        };
+        index(end) - index(start) + 1
     }
 
     /// The canonical name, as metadata and cache keys show it.
@@ -285,6 +301,93 @@ mod tests {
         assert_eq!(
             quarter.floor(utc("2024-08-15T00:00:00Z"), Tz::UTC),
             utc("2024-07-01T00:00:00Z")
+        );
+    }
+
+    #[test]
+    fn bucket_counts_are_the_buckets_a_query_lists() {
+        use crate::domain::gap_fill::bucket_range;
+        let zones: [Tz; 3] = [
+            Tz::UTC,
+            "America/New_York".parse().unwrap(),
+            "Australia/Lord_Howe".parse().unwrap(),
+        ];
+        let intervals = [
+            Interval::Fixed(1),
+            Interval::Fixed(7),
+            Interval::Fixed(3600),
+            Interval::Fixed(432_000),
+            Interval::Calendar(CalendarUnit::Day),
+            Interval::Calendar(CalendarUnit::Week),
+            Interval::Calendar(CalendarUnit::Month),
+            Interval::Calendar(CalendarUnit::Quarter),
+            Interval::Calendar(CalendarUnit::Year),
+        ];
+        let starts = [
+            utc("1969-12-31T23:59:59.5Z"),
+            utc("2024-03-09T22:30:00Z"),
+            utc("2024-10-31T12:00:00.000001Z"),
+            utc("2000-01-03T00:00:00Z"),
+        ];
+        let lengths = [
+            0, 1, 59, 3600, 86_399, 86_400, 400_000, 8_000_000, 40_000_000,
+        ];
+        for tz in zones {
+            for i in intervals {
+                for start in starts {
+                    for secs in lengths {
+                        for end in [
+                            start + TimeDelta::seconds(secs),
+                            start + TimeDelta::seconds(secs) - TimeDelta::microseconds(1),
+                        ] {
+                            if end < start || (matches!(i, Interval::Fixed(1 | 7)) && secs > 86_400)
+                            {
+                                continue;
+                            }
+                            assert_eq!(
+                                i.bucket_count(start, end, tz),
+                                bucket_range(i, tz, start, end).len() as i64,
+                                "{i:?} {tz} {start} {end}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(
+            Interval::Fixed(60).bucket_count(starts[1], starts[0], Tz::UTC),
+            0
+        );
+    }
+
+    #[test]
+    fn ten_thousand_seconds_hold_ten_thousand_and_one_one_second_buckets() {
+        // Both ends are inclusive: T..=T+9,999 s is 10,000 buckets, T..=T+10,000 s one more.
+        let sec = Interval::parse("1s").unwrap();
+        let t = utc("2025-01-01T00:00:00Z");
+        assert_eq!(
+            sec.bucket_count(t, t + TimeDelta::seconds(9_999), Tz::UTC),
+            10_000
+        );
+        let just_under = t + TimeDelta::seconds(10_000) - TimeDelta::microseconds(1);
+        assert_eq!(sec.bucket_count(t, just_under, Tz::UTC), 10_000);
+        assert_eq!(
+            sec.bucket_count(t, t + TimeDelta::seconds(10_000), Tz::UTC),
+            10_001
+        );
+        // A start inside a bucket counts that whole bucket.
+        let mid = t + TimeDelta::milliseconds(500);
+        assert_eq!(
+            sec.bucket_count(mid, t + TimeDelta::seconds(9_999), Tz::UTC),
+            10_000
+        );
+        assert_eq!(
+            sec.bucket_count(mid, mid + TimeDelta::seconds(9_999), Tz::UTC),
+            10_000
+        );
+        assert_eq!(
+            sec.bucket_count(mid, mid + TimeDelta::seconds(10_000), Tz::UTC),
+            10_001
         );
     }
 }

@@ -56,8 +56,11 @@ pub enum ApiError {
     /// The request is valid, but the stored data cannot give its answer (an aggregate
     /// beyond double precision).
     Unprocessable(String),
-    /// The token's rate limit is reached; it may retry after this many seconds.
+    /// The token is over one of its limits (its request rate, or the exports or bulk
+    /// loads it may run at once); `detail` names the setting. It may retry after
+    /// `retry_after_secs`.
     TooManyRequests {
+        detail: String,
         retry_after_secs: u64,
     },
     /// The database (or another dependency we cannot do without) is unavailable.
@@ -75,6 +78,29 @@ impl ApiError {
     pub fn internal(cause: impl fmt::Display) -> Self {
         Self::Internal(cause.to_string())
     }
+
+    /// 429: the token is over its rate limit (`RATE_LIMIT_PER_SEC`) for this long.
+    pub fn rate_limited(retry_after_secs: u64) -> Self {
+        Self::TooManyRequests {
+            detail: format!(
+                "Request was throttled (RATE_LIMIT_PER_SEC). Expected available in {retry_after_secs} second{}.",
+                if retry_after_secs == 1 { "" } else { "s" }
+            ),
+            retry_after_secs,
+        }
+    }
+
+    /// 429: the token already runs `limit` pieces of `work` (\"exports\"), the most the
+    /// setting `setting` lets it run at once.
+    pub fn too_many_at_once(setting: &str, limit: usize, work: &str) -> Self {
+        Self::TooManyRequests {
+            detail: format!(
+                "Request was throttled ({setting}): this token already runs {limit} {work}, \
+                 the most it may run at once. Retry when one finishes."
+            ),
+            retry_after_secs: u64::from(RETRY_AFTER_SECS),
+        }
+    }
 }
 
 /// The body of every 403.
@@ -89,12 +115,8 @@ impl fmt::Display for ApiError {
             Self::Invalid(v) => write!(f, "invalid input: {v}"),
             Self::Unauthorized { detail, .. } => f.write_str(detail),
             Self::Forbidden => f.write_str(FORBIDDEN_DETAIL),
-            Self::TooManyRequests { retry_after_secs } => write!(
-                f,
-                "Request was throttled (RATE_LIMIT_PER_SEC). Expected available in {retry_after_secs} second{}.",
-                if *retry_after_secs == 1 { "" } else { "s" }
-            ),
-            Self::BadRequest(m)
+            Self::TooManyRequests { detail: m, .. }
+            | Self::BadRequest(m)
             | Self::NotFound(m)
             | Self::MethodNotAllowed(m)
             | Self::RequestTimeout(m)
@@ -150,9 +172,12 @@ impl ResponseError for ApiError {
                 builder.insert_header(("WWW-Authenticate", challenge));
                 json!({ "detail": detail })
             }
-            Self::TooManyRequests { retry_after_secs } => {
+            Self::TooManyRequests {
+                detail,
+                retry_after_secs,
+            } => {
                 builder.insert_header(("Retry-After", retry_after_secs.to_string()));
-                json!({ "detail": self.to_string() })
+                json!({ "detail": detail })
             }
             other => json!({ "detail": other.to_string() }),
         };
@@ -254,12 +279,21 @@ mod tests {
         let (status, body) = body_of(ApiError::Forbidden).await;
         assert_eq!(status, StatusCode::FORBIDDEN);
         assert_eq!(body, json!({"detail": FORBIDDEN_DETAIL}));
-        let resp = ApiError::TooManyRequests {
-            retry_after_secs: 3,
-        }
-        .error_response();
+        let resp = ApiError::rate_limited(3).error_response();
         assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(resp.headers().get("Retry-After").unwrap(), "3");
+        let (status, body) = body_of(ApiError::too_many_at_once(
+            "MAX_EXPORTS_PER_TOKEN",
+            2,
+            "exports",
+        ))
+        .await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(
+            body["detail"],
+            "Request was throttled (MAX_EXPORTS_PER_TOKEN): this token already runs 2 \
+             exports, the most it may run at once. Retry when one finishes."
+        );
     }
 
     #[test]

@@ -10,11 +10,11 @@ use utoipa::openapi::{Ref, RefOr};
 pub const SECURITY_SCHEME: &str = "bearerAuth";
 
 /// Declares the bearer-token scheme and adds the responses every operation shares:
-/// `405` on every operation (each path answers the methods it lists and a 405 to
-/// others), and on every operation that is not public ([`PUBLIC_PATHS`]) the token, the
-/// `401` and `429` every authenticated request may get and the `503` every request that
-/// reaches the database may get. Operations where a token's scope can be refused list
-/// their `403` themselves.
+/// `405` on every operation (each path answers the methods it lists, `HEAD` where it
+/// lists `GET`, and a 405 to others), and on every operation that is not public
+/// ([`PUBLIC_PATHS`]) the token, the `401` and `429` every authenticated request may get
+/// and the `503` every request that reaches the database may get. Operations where a
+/// token's scope can be refused list their `403` themselves.
 pub struct Conventions;
 
 impl Modify for Conventions {

@@ -88,7 +88,9 @@ error_response!(
     TooManyRequests,
     json_response(
         "The token made more requests than `RATE_LIMIT_PER_SEC` (with bursts of \
-         `RATE_LIMIT_BURST`) allow. Retry after `Retry-After` seconds.",
+         `RATE_LIMIT_BURST`) allow, or already runs as many exports \
+         (`MAX_EXPORTS_PER_TOKEN`) or bulk loads (`MAX_BULK_LOADS_PER_TOKEN`) as it may run \
+         at once; `detail` names the setting. Retry after `Retry-After` seconds.",
         "ErrorDetail",
         json!({"detail": "Request was throttled (RATE_LIMIT_PER_SEC). Expected available in 1 second."}),
     )
@@ -108,7 +110,7 @@ error_response!(
     MethodNotAllowed,
     json_response(
         "The path does not serve this method (answered to any method the path does not \
-         list); `Allow` names those it serves.",
+         list; a path that serves `GET` also serves `HEAD`); `Allow` names those it serves.",
         "ErrorDetail",
         json!({"detail": "Method \"PATCH\" not allowed."}),
     )
@@ -116,7 +118,7 @@ error_response!(
         "Allow",
         HeaderBuilder::new()
             .schema(String::schema())
-            .description(Some("The methods this path serves, e.g. `GET, POST`."))
+            .description(Some("The methods this path serves, e.g. `GET, POST, HEAD`."))
             .build(),
     )
 );
@@ -151,8 +153,9 @@ error_response!(
     /// 503, with `Retry-After`.
     Unavailable,
     json_response(
-        "The database is unavailable, or the query took longer than the statement \
-         timeout. Safe to retry after `Retry-After` seconds.",
+        "The database is unavailable, the query took longer than the statement timeout, \
+         or the work waited longer than allowed for its turn (`QUERY_QUEUE_TIMEOUT_MS`, \
+         `HEAVY_QUEUE_TIMEOUT_MS`). Safe to retry after `Retry-After` seconds.",
         "ErrorDetail",
         json!({"detail": "Database unavailable: no connection could be obtained in time."}),
     )

@@ -19,7 +19,8 @@ validated against its series' JSON Schema, and ask for bucketed aggregates, the 
 values or the raw points.
 
 **Conventions** (those of Django REST framework):
-- Every path works with and without its trailing slash.
+- Every path works with and without its trailing slash, and every path that serves \
+`GET` answers `HEAD` the same way, without the body.
 - A client mistake is a `400` whose body names what is wrong: either field errors, an \
 object mapping each field or parameter to a list of messages (for a list field such as \
 `data`, one object per item, `{}` for a good item), or `{\"detail\": \"...\"}` when no \
@@ -28,9 +29,10 @@ field is to blame (malformed JSON, an unreadable body).
 may not do this), `404` (no such resource), `405` (a method the path does not serve; \
 the `Allow` header lists those it does), `408` (the body stalled for \
 `BODY_READ_TIMEOUT_MS`), `409` (a conflict with stored data), `413` (a body over \
-`MAX_BODY_MIB`), `429` (the token's rate limit; retry after `Retry-After` seconds), \
-`503` (the database is unavailable or a query outran `DB_STATEMENT_TIMEOUT_MS`; retry \
-after `Retry-After` seconds).
+`MAX_BODY_MIB`), `429` (the token's rate limit, or as many exports or bulk loads as it \
+may run at once; retry after `Retry-After` seconds), `503` (the database is \
+unavailable, a query outran `DB_STATEMENT_TIMEOUT_MS`, or the work waited too long for \
+its turn; retry after `Retry-After` seconds).
 - Times are RFC 3339 with a zone; answers write them in UTC (`Z`).
 
 **Authentication**: every operation except `/health/`, `/metrics/`, `/api/schema/` and \

@@ -213,10 +213,15 @@ pub async fn delete(
     };
     let series = path.into_inner();
     let catalogue = state.catalogue.clone();
-    db::run(&state.pool, move |conn| {
+    let delete = move |conn: &mut diesel::PgConnection| {
         catalogue_admin::delete(conn, &catalogue, &series, force)
-    })
-    .await?;
+    };
+    // With `force`, every point of the series goes: heavy work.
+    if force {
+        state.heavy.run(delete).await?;
+    } else {
+        db::run(&state.pool, delete).await?;
+    }
     Ok(HttpResponse::NoContent().finish())
 }
 

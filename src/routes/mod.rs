@@ -9,6 +9,7 @@
 
 pub mod api_doc;
 pub mod docs;
+pub mod head;
 pub mod health;
 pub mod metric_types;
 pub mod metrics;
@@ -19,10 +20,11 @@ pub mod timeseries;
 
 use crate::error::ApiError;
 use actix_web::http::Method;
-use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, guard, web};
 
 /// Declares the route table once and expands it into [`ROUTES`] and [`configure`].
-/// Each resource answers the methods it lists and a JSON 405 (with `Allow`) to others.
+/// Each resource answers the methods it lists (and `HEAD` where it lists `GET`, see
+/// [`head`]) and a JSON 405 (with `Allow`) to others.
 macro_rules! routes {
     ($( $path:literal as $name:literal { $( $method:ident => $handler:path ),+ $(,)? } )+) => {
         /// Every resource the server registers, in registration order: its path (as the
@@ -35,7 +37,7 @@ macro_rules! routes {
                 cfg.service(
                     web::resource($path)
                         .name($name)
-                        $( .route(web::method(Method::$method).to($handler)) )+
+                        $( .route(method_route(Method::$method).to($handler)) )+
                         .default_service(web::to(|req: HttpRequest| {
                             method_not_allowed(req, &[ $( stringify!($method) ),+ ])
                         })),
@@ -79,6 +81,26 @@ routes! {
 
 pub use crate::auth::{PUBLIC_PATHS, is_public};
 
+/// The route of `method`; a `GET` route answers `HEAD` too (RFC 9110: the same answer
+/// without its body, which [`head::drop_head_bodies`] removes).
+fn method_route(method: Method) -> actix_web::Route {
+    if method == Method::GET {
+        web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
+    } else {
+        web::method(method)
+    }
+}
+
+/// What the `Allow` header of a resource serving `methods` says: those, and `HEAD`
+/// after `GET`.
+pub fn allow_header(methods: &[&str]) -> String {
+    let mut allowed: Vec<&str> = methods.to_vec();
+    if allowed.contains(&"GET") && !allowed.contains(&"HEAD") {
+        allowed.push("HEAD");
+    }
+    allowed.join(", ")
+}
+
 /// The JSON 405 of every resource, with the `Allow` header RFC 9110 asks for.
 pub async fn method_not_allowed(
     req: HttpRequest,
@@ -87,7 +109,7 @@ pub async fn method_not_allowed(
     let mut response =
         ApiError::MethodNotAllowed(format!("Method \"{}\" not allowed.", req.method()))
             .error_response();
-    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&allowed.join(", ")) {
+    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&allow_header(allowed)) {
         response
             .headers_mut()
             .insert(actix_web::http::header::ALLOW, value);

@@ -12,12 +12,14 @@ use crate::routes::query_params::{limit_param, required_uuid, url_with, uuid_par
 use crate::services::retrieval::{
     self, Export, Format, LatestQuery, LatestResponse, Page, PageRow, PointKey, PointsQuery,
 };
+use crate::services::token_slots::Slot;
 use crate::state::AppState;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
+use std::sync::Arc;
 use tracing::Instrument;
 use utoipa::IntoParams;
 use uuid::Uuid;
@@ -184,7 +186,9 @@ pub fn parse_points(
                    keyset-paginated pages (follow `next`). `format=csv` (a header line \
                    `time,series,session_id,value`, the JSON value quoted) or `format=ndjson` \
                    (one object per line): the whole range streamed as a download; a failure \
-                   part-way aborts the response rather than truncating it.",
+                   part-way aborts the response rather than truncating it. A token runs at \
+                   most `MAX_EXPORTS_PER_TOKEN` exports at once (a `429` beyond, until one \
+                   finishes or its client leaves).",
     params(PointsParams),
     responses(
         (status = 200,
@@ -227,41 +231,51 @@ pub async fn points(
             .map(|c| url_with(&req, &[("cursor", Some(c))]));
         return Ok(HttpResponse::Ok().json(page));
     }
-    export(&state, Export::new(&snapshot, &q, format), format).await
+    let slot = state.exports.take(caller.token_id)?;
+    export(&state, Export::new(&snapshot, &q, format), format, slot).await
 }
 
 /// Streams an export: the first chunk is produced before answering (so a failure to
 /// start is a proper error status), the rest by a task that stays at most
 /// [`EXPORT_CHUNKS_AHEAD`] chunks ahead of the client and holds a database connection
-/// only while producing a chunk. A failure after the first chunk aborts the response,
-/// so a client never mistakes a truncated export for a complete one.
+/// only while producing a chunk, within the heavy-work budget. A failure after the
+/// first chunk aborts the response, so a client never mistakes a truncated export for a
+/// complete one. The token's export `slot` is held by the response body and by that
+/// task, so it is given back once the last chunk went out or the client left.
 async fn export(
     state: &web::Data<AppState>,
     export: Export,
     format: Format,
+    slot: Slot,
 ) -> Result<HttpResponse, ApiError> {
     let rows = retrieval::EXPORT_CHUNK_ROWS;
-    let (export, first) = db::run(&state.pool, move |conn| {
-        let mut export = export;
-        let chunk = export.next_chunk(conn, rows)?;
-        Ok((export, chunk))
-    })
-    .await?;
+    let (export, first) = state
+        .heavy
+        .run(move |conn| {
+            let mut export = export;
+            let chunk = export.next_chunk(conn, rows)?;
+            Ok((export, chunk))
+        })
+        .await?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<web::Bytes, ApiError>>(EXPORT_CHUNKS_AHEAD);
-    let pool = state.pool.clone();
+    let heavy = state.heavy.clone();
+    let slot = Arc::new(slot);
+    let producer_slot = slot.clone();
     let first_done = first.is_none();
     actix_web::rt::spawn(
         async move {
+            let _slot = producer_slot;
             if first_done {
                 return;
             }
             let mut export = export;
             loop {
-                let r = db::run(&pool, move |conn| {
-                    let chunk = export.next_chunk(conn, rows)?;
-                    Ok((export, chunk))
-                })
-                .await;
+                let r = heavy
+                    .run(move |conn| {
+                        let chunk = export.next_chunk(conn, rows)?;
+                        Ok((export, chunk))
+                    })
+                    .await;
                 match r {
                     Ok((rest, Some(chunk))) => {
                         export = rest;
@@ -282,8 +296,8 @@ async fn export(
         .instrument(tracing::Span::current()),
     );
     let first = futures_util::stream::iter(first.map(|c| Ok(web::Bytes::from(c))));
-    let rest = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
+    let rest = futures_util::stream::unfold((rx, slot), |(mut rx, slot)| async move {
+        rx.recv().await.map(|item| (item, (rx, slot)))
     });
     let mut response = HttpResponse::Ok();
     response.content_type(format.content_type());

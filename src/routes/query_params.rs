@@ -7,8 +7,9 @@
 //! is not a whole number is a 400 naming the parameter; an `offset` past the end gives
 //! empty `results` with the true `count`.
 
+use crate::config::TrustedProxies;
 use crate::error::ApiError;
-use actix_web::HttpRequest;
+use actix_web::{HttpRequest, web};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
@@ -132,12 +133,11 @@ pub struct Envelope<T> {
     pub results: Vec<T>,
 }
 
-/// The absolute URL of this request (scheme and host from the connection info, which
-/// honours `Forwarded` / `X-Forwarded-*`), with each named parameter replaced
-/// (`Some`) or removed (`None`). Other parameters keep their order and encoding;
-/// replaced ones go last.
+/// The absolute URL of this request (scheme and host as [`origin`] finds them), with
+/// each named parameter replaced (`Some`) or removed (`None`). Other parameters keep
+/// their order and encoding; replaced ones go last.
 pub fn url_with(req: &HttpRequest, changes: &[(&str, Option<&str>)]) -> String {
-    let info = req.connection_info();
+    let (scheme, host) = origin(req);
     let mut parts: Vec<String> = req
         .query_string()
         .split('&')
@@ -153,12 +153,80 @@ pub fn url_with(req: &HttpRequest, changes: &[(&str, Option<&str>)]) -> String {
             parts.push(format!("{name}={}", encode_component(v)));
         }
     }
-    let mut url = format!("{}://{}{}", info.scheme(), info.host(), req.path());
+    let mut url = format!("{scheme}://{host}{}", req.path());
     if !parts.is_empty() {
         url.push('?');
         url.push_str(&parts.join("&"));
     }
     url
+}
+
+/// The scheme and host links to this service are made of. From a peer listed in
+/// `TRUSTED_PROXIES` (app data; none when absent), those its `Forwarded` /
+/// `X-Forwarded-Proto` / `X-Forwarded-Host` headers name; from anyone else, the
+/// connection's scheme and the `Host` header. Either way a scheme other than `http` or
+/// `https`, or a host that is not `name[:port]` or `[v6][:port]`, is not used: the
+/// connection's scheme, the `Host` header, or the address the request came in on
+/// stand in.
+pub fn origin(req: &HttpRequest) -> (String, String) {
+    let own_scheme = if req.app_config().secure() {
+        "https"
+    } else {
+        "http"
+    };
+    let own_host = || {
+        req.headers()
+            .get(actix_web::http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .filter(|h| is_host(h))
+            .map(str::to_string)
+            .unwrap_or_else(|| req.app_config().local_addr().to_string())
+    };
+    let trusted = req
+        .app_data::<web::Data<TrustedProxies>>()
+        .zip(req.peer_addr())
+        .is_some_and(|(proxies, peer)| proxies.contains(peer.ip()));
+    if !trusted {
+        return (own_scheme.to_string(), own_host());
+    }
+    let info = req.connection_info();
+    let scheme = info.scheme().to_ascii_lowercase();
+    let scheme = if scheme == "http" || scheme == "https" {
+        scheme
+    } else {
+        own_scheme.to_string()
+    };
+    let host = if is_host(info.host()) {
+        info.host().to_string()
+    } else {
+        own_host()
+    };
+    (scheme, host)
+}
+
+/// Whether `s` is `name[:port]` or `[v6 address][:port]`: nothing that could end the
+/// authority of a URL (`/`, `?`, `#`, `@`, `\\`, spaces) or smuggle another scheme.
+fn is_host(s: &str) -> bool {
+    let (name_ok, port) = match s.strip_prefix('[') {
+        Some(rest) => match rest.split_once(']') {
+            Some((v6, port)) => (v6.parse::<std::net::Ipv6Addr>().is_ok(), port),
+            None => return false,
+        },
+        None => {
+            let (name, port) = s.split_at(s.find(':').unwrap_or(s.len()));
+            let name_ok = !name.is_empty()
+                && name.len() <= 253
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+            (name_ok, port)
+        }
+    };
+    let port_ok = port.is_empty()
+        || port.strip_prefix(':').is_some_and(|p| {
+            !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u16>().is_ok()
+        });
+    name_ok && port_ok
 }
 
 /// Percent-encodes everything but RFC 3986's unreserved characters.
@@ -247,5 +315,54 @@ mod tests {
             first.previous.as_deref(),
             Some("http://example.org:8000/api/metrictypes/?x=a%20b&limit=2")
         );
+    }
+
+    /// A request from `peer` forging every forwarding header, with `trusted` proxies.
+    fn forged(peer: &str, trusted: &str) -> HttpRequest {
+        TestRequest::get()
+            .uri("/api/sessions/?limit=1")
+            .peer_addr(peer.parse().unwrap())
+            .insert_header(("host", "api.example:8000"))
+            .insert_header(("x-forwarded-host", "evil.example"))
+            .insert_header(("x-forwarded-proto", "javascript"))
+            .app_data(web::Data::new(TrustedProxies::parse(trusted).unwrap()))
+            .to_http_request()
+    }
+
+    #[test]
+    fn forwarded_headers_count_only_from_trusted_proxies() {
+        let origin_of = |req: &HttpRequest| {
+            let (scheme, host) = origin(req);
+            format!("{scheme}://{host}")
+        };
+        // Trust none (the default), or not this peer: the Host header, plain http.
+        for trusted in ["", "10.0.0.0/8"] {
+            assert_eq!(
+                origin_of(&forged("127.0.0.1:5000", trusted)),
+                "http://api.example:8000"
+            );
+        }
+        // A trusted proxy's host is used; a scheme other than http(s) never is.
+        let req = forged("127.0.0.1:5000", "127.0.0.1");
+        assert_eq!(origin_of(&req), "http://evil.example");
+        let req = TestRequest::get()
+            .peer_addr("10.1.2.3:5000".parse().unwrap())
+            .insert_header(("forwarded", "proto=HTTPS;host=api.example"))
+            .app_data(web::Data::new(TrustedProxies::parse("10.0.0.0/8").unwrap()))
+            .to_http_request();
+        assert_eq!(origin_of(&req), "https://api.example");
+        // A host that is not name[:port] is never used, from anyone.
+        for bad in ["evil.example/x?", "a@b", "a b", "x:99999", "[::1", ""] {
+            let req = TestRequest::get()
+                .peer_addr("10.1.2.3:5000".parse().unwrap())
+                .insert_header(("host", "api.example"))
+                .insert_header(("x-forwarded-host", bad))
+                .app_data(web::Data::new(TrustedProxies::parse("10.0.0.0/8").unwrap()))
+                .to_http_request();
+            assert_eq!(origin_of(&req), "http://api.example", "{bad}");
+        }
+        for good in ["a.example", "a-b.example:8443", "[::1]:8000", "127.0.0.1"] {
+            assert!(is_host(good), "{good}");
+        }
     }
 }

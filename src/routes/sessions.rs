@@ -197,7 +197,9 @@ const BULK_PARSE_BYTES: usize = 1024 * 1024;
                    per line, streamed. Each line is validated all-or-nothing on its own and \
                    reported by number when refused; good lines are committed in batches and \
                    stay committed. With a user token, a line for another user is refused \
-                   in the report with the body of a 403. The content type is not checked.",
+                   in the report with the body of a 403. The content type is not checked. \
+                   A token runs at most `MAX_BULK_LOADS_PER_TOKEN` bulk loads at once (a \
+                   `429` beyond).",
     request_body(
         content(
             (Vec<SessionBody> = "application/x-ndjson", example = json!([
@@ -226,6 +228,8 @@ pub async fn bulk(
     caller: Caller,
     mut payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    // Held until the whole stream is read and its report written.
+    let _slot = state.bulk_loads.take(caller.token_id)?;
     let line_limit = state.settings.max_body_bytes;
     let catalogue = state.catalogue.clone();
     let snapshot = db::run(&state.pool, move |conn| Ok(catalogue.refresh(conn)?)).await?;
@@ -344,15 +348,18 @@ impl<'a> BulkLoader<'a> {
         self.batch_points = 0;
         let partitions = self.state.partitions.clone();
         let append_hours = self.state.settings.rollup_append_hours;
-        let written = db::run(&self.state.pool, move |conn| {
-            Ok(ingest::write_batch(
-                conn,
-                &partitions,
-                &writes,
-                append_hours,
-            ))
-        })
-        .await;
+        let written = self
+            .state
+            .heavy
+            .run(move |conn| {
+                Ok(ingest::write_batch(
+                    conn,
+                    &partitions,
+                    &writes,
+                    append_hours,
+                ))
+            })
+            .await;
         match written {
             Ok(results) => report.record(&lines, results),
             // Nothing of this batch was written: say so for each of its lines.
@@ -465,10 +472,11 @@ pub async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     let id = session_id(&path)?;
     let visible_to = caller.restricted_to();
-    db::run(&state.pool, move |conn| {
-        session_service::delete(conn, id, visible_to)
-    })
-    .await?;
+    // All of a session's points: heavy work.
+    state
+        .heavy
+        .run(move |conn| session_service::delete(conn, id, visible_to))
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -125,12 +125,12 @@ pub fn parse_params(
     if let Some(i) = interval
         && !errors.contains_key("start_time")
     {
-        let buckets = (end - start).num_seconds() / i.nominal_secs() + 1;
+        let buckets = i.bucket_count(start, end, tz);
         if buckets > max_buckets {
             errors.insert(
                 "interval".into(),
                 json!([format!(
-                    "The range holds about {buckets} {} buckets per series, more than the maximum of {max_buckets} (MAX_BUCKETS): use a wider interval or a shorter range.",
+                    "The range holds {buckets} {} buckets per series (from the bucket holding start_time to the one holding end_time, both included), more than the maximum of {max_buckets} (MAX_BUCKETS): use a wider interval or a shorter range.",
                     i.canonical()
                 )]),
             );
@@ -174,7 +174,9 @@ pub fn parse_params(
                    `agg_func=last`, the number of points with `count`). Answers are cached \
                    and never stale: a write for the user makes every cached answer for that \
                    user unreachable. A range holding more than `MAX_BUCKETS` buckets per \
-                   series is a 400 naming `interval`.",
+                   series (from the bucket holding `start_time` to the one holding \
+                   `end_time`, both included: the buckets `fill` answers) is a 400 naming \
+                   `interval`.",
     params(TimeseriesParams),
     responses(
         (status = 200, description = "The aggregates.", body = QueryResponse,
@@ -246,4 +248,53 @@ pub struct TimeseriesParams {
     /// Trailing moving average over the last N buckets of each series, after the fill.
     #[param(minimum = 1, maximum = 1000)]
     smooth: Option<u32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const USER: &str = "6f1c3c36-8a6e-4a52-9d1e-3f1b7c0e9a11";
+
+    fn parse(interval: &str, start: &str, end: &str, max: i64) -> Result<CachedQuery, ApiError> {
+        let params: HashMap<String, String> = [
+            ("user_id", USER),
+            ("interval", interval),
+            ("start_time", start),
+            ("end_time", end),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        parse_params(&params, Utc::now(), max, &PatternLimits::default())
+    }
+
+    #[test]
+    fn the_bucket_limit_counts_the_buckets_answered() {
+        // Both ends are inclusive: 9,999 s later is the 10,000th one-second bucket.
+        assert!(parse("1s", "2025-01-01T00:00:00Z", "2025-01-01T02:46:39Z", 10_000).is_ok());
+        assert!(
+            parse(
+                "1s",
+                "2025-01-01T00:00:00.5Z",
+                "2025-01-01T02:46:39.9Z",
+                10_000
+            )
+            .is_ok()
+        );
+        match parse("1s", "2025-01-01T00:00:00Z", "2025-01-01T02:46:40Z", 10_000) {
+            Err(ApiError::Invalid(v)) => {
+                let m = v["interval"][0].as_str().unwrap();
+                assert!(m.contains("holds 10001 1s buckets"), "{m}");
+                assert!(m.contains("MAX_BUCKETS"), "{m}");
+            }
+            other => panic!("{:?}", other.err()),
+        }
+        // Calendar buckets are counted on the calendar: a year is 12 months, 4 quarters.
+        assert!(parse("month", "2025-01-01", "2025-12-31T23:59:59Z", 12).is_ok());
+        assert!(parse("month", "2025-01-01", "2026-01-01", 12).is_err());
+        assert!(parse("quarter", "2025-01-01", "2025-12-31T23:59:59Z", 4).is_ok());
+        // A start inside a bucket counts that whole bucket.
+        assert!(parse("5m", "2025-01-01T00:04:00Z", "2025-01-01T00:05:00Z", 1).is_err());
+    }
 }

@@ -8,4 +8,5 @@ pub mod query;
 pub mod retrieval;
 pub mod seed;
 pub mod sessions;
+pub mod token_slots;
 pub mod tokens;

@@ -176,6 +176,8 @@ impl Server {
         let child = serve_command(db, port)
             .env("WORKERS", "2")
             .env("DB_POOL_SIZE", "4")
+            // One writer, one heavy connection and the reserve of two.
+            .env("INGEST_WRITERS", "1")
             // Memory is the point here, not authentication.
             .env("AUTH", "disabled")
             .env("RUST_LOG", "warn")

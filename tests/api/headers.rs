@@ -1,8 +1,12 @@
-//! Response headers: the security headers on every response, and CORS, off unless
-//! origins are configured.
+//! Response headers: the security headers on every response; CORS, off unless origins
+//! are configured; `HEAD` answered like `GET` without a body; links whose scheme and host
+//! come from `Forwarded` / `X-Forwarded-*` only from a trusted proxy.
 
-use crate::helpers::{TestApp, client, client_with};
+use crate::helpers::{TestApp, client, client_with, raw_exchange, scored_session};
 use awc::http::Method;
+use serde_json::Value;
+use std::time::Duration;
+use uuid::Uuid;
 
 #[actix_web::test]
 async fn every_response_carries_the_security_headers() {
@@ -108,4 +112,151 @@ async fn cors_is_off_by_default_and_follows_the_configured_origins() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 401);
+}
+
+/// `HEAD path` over a raw connection: the status line, the head (lower case) and the
+/// bytes after it, which must be none.
+async fn head(app: &TestApp, path: &str, token: Option<&str>) -> (String, String, String) {
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    let request = format!("HEAD {path} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n");
+    let address = app.address.clone();
+    let answer = actix_web::web::block(move || {
+        raw_exchange(
+            &address,
+            &[(request.as_bytes(), Duration::ZERO)],
+            Duration::from_secs(20),
+        )
+    })
+    .await
+    .unwrap();
+    let (head, rest) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    let (status, headers) = head.split_once("\r\n").unwrap_or((head, ""));
+    (
+        status.to_string(),
+        headers.to_ascii_lowercase(),
+        rest.to_string(),
+    )
+}
+
+/// The `GET path` body's length with `token`.
+async fn get_length(app: &TestApp, path: &str, token: Option<&str>) -> usize {
+    let mut resp = client_with(token).get(app.url(path)).send().await.unwrap();
+    resp.body().limit(16 << 20).await.unwrap().len()
+}
+
+#[actix_web::test]
+async fn head_is_answered_like_get_without_a_body() {
+    let app = TestApp::spawn().await;
+    let user = Uuid::new_v4();
+    let (status, _) = app
+        .post("/api/sessions/", &scored_session(user, Uuid::new_v4(), 5.0))
+        .await;
+    assert_eq!(status, 201);
+    let admin = Some(app.admin_token.as_str());
+    // Public routes, and API routes with a token: 200, GET's length, no body.
+    for (path, token) in [
+        ("/health/", None),
+        ("/api/schema/", None),
+        ("/redoc/", None),
+        ("/api/metrictypes/", admin),
+        (
+            "/api/sessions/?user_id=6f1c3c36-8a6e-4a52-9d1e-3f1b7c0e9a11",
+            admin,
+        ),
+    ] {
+        let (status, headers, rest) = head(&app, path, token).await;
+        assert_eq!(status, "HTTP/1.1 200 OK", "{path}");
+        assert_eq!(rest, "", "{path}");
+        let length = get_length(&app, path, token).await;
+        assert!(
+            headers.contains(&format!("content-length: {length}\r\n"))
+                || headers.ends_with(&format!("content-length: {length}")),
+            "{path}: {headers}"
+        );
+        assert!(
+            headers.contains("x-content-type-options: nosniff"),
+            "{path}"
+        );
+    }
+    let (status, _, rest) = head(&app, "/metrics", None).await;
+    assert_eq!((status.as_str(), rest.as_str()), ("HTTP/1.1 200 OK", ""));
+    // Authentication applies as for GET.
+    let (status, headers, rest) = head(&app, "/api/metrictypes/", None).await;
+    assert_eq!(status, "HTTP/1.1 401 Unauthorized");
+    assert!(headers.contains("www-authenticate: bearer"), "{headers}");
+    assert_eq!(rest, "");
+    // An export: its headers, no body, and its slot back.
+    let export = format!("/api/timeseries/points/?user_id={user}&format=csv");
+    let (status, headers, rest) = head(&app, &export, admin).await;
+    assert_eq!((status.as_str(), rest.as_str()), ("HTTP/1.1 200 OK", ""));
+    assert!(headers.contains("content-type: text/csv"), "{headers}");
+    assert!(
+        headers.contains("content-disposition: attachment"),
+        "{headers}"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while app.get(&export).await.0 != 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the export slots stayed taken"
+        );
+    }
+    // A path without GET still refuses HEAD.
+    let (status, headers, _) = head(&app, "/api/sessions/bulk/", admin).await;
+    assert_eq!(status, "HTTP/1.1 405 Method Not Allowed");
+    assert!(headers.contains("allow: post"), "{headers}");
+}
+
+/// `next` of the first page of the catalogue, one type a page, asked with `headers`.
+async fn next_link(app: &TestApp, headers: &[(&str, &str)]) -> String {
+    let mut request = app.client.get(app.url("/api/metrictypes/?limit=1"));
+    for header in headers {
+        request = request.insert_header(*header);
+    }
+    let mut resp = request.send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    body["next"].as_str().unwrap().to_string()
+}
+
+#[actix_web::test]
+async fn links_follow_forwarded_headers_only_from_trusted_proxies() {
+    let forged = [
+        ("X-Forwarded-Host", "evil.example"),
+        ("X-Forwarded-Proto", "javascript"),
+    ];
+    let rfc7239 = [("Forwarded", "host=evil.example;proto=javascript")];
+    let untrusting = TestApp::spawn().await;
+    for headers in [&forged[..], &rfc7239[..]] {
+        assert_eq!(
+            next_link(&untrusting, headers).await,
+            untrusting.url("/api/metrictypes/?limit=1&offset=1"),
+            "{headers:?}"
+        );
+    }
+    // Behind a trusted proxy (the tests' loopback), its host and scheme are used; a
+    // scheme other than http(s) never is.
+    let proxied = TestApp::spawn_with(&[("TRUSTED_PROXIES", "127.0.0.1")]).await;
+    assert_eq!(
+        next_link(
+            &proxied,
+            &[
+                ("X-Forwarded-Host", "api.example"),
+                ("X-Forwarded-Proto", "https")
+            ]
+        )
+        .await,
+        "https://api.example/api/metrictypes/?limit=1&offset=1"
+    );
+    for headers in [&forged[..], &rfc7239[..]] {
+        assert_eq!(
+            next_link(&proxied, headers).await,
+            "http://evil.example/api/metrictypes/?limit=1&offset=1",
+            "{headers:?}"
+        );
+    }
+    assert_eq!(
+        next_link(&proxied, &[]).await,
+        proxied.url("/api/metrictypes/?limit=1&offset=1")
+    );
 }

@@ -1,10 +1,11 @@
-//! Input limits: bodies nested too deep, too many or too long series patterns, bodies
-//! that stop arriving, huge headers and heads that never end get a clear 4xx (naming the
-//! setting where there is one) or a closed connection.
+//! Input limits: bodies nested too deep, too many or too long series patterns, ranges of
+//! too many buckets, bodies that stop arriving, huge headers and heads that never end get
+//! a clear 4xx (naming the setting where there is one) or a closed connection.
 
-use crate::helpers::{TestApp, count, send, settings_for, start_server};
+use crate::helpers::{
+    TestApp, count, raw_exchange, scored_session, send, settings_for, start_server,
+};
 use awc::http::Method;
-use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
@@ -83,20 +84,33 @@ async fn limits_answer_a_clear_4xx_naming_the_setting() {
     );
 }
 
-/// Sends raw bytes over TCP and returns what came back before the server closed (or
-/// `within` passed).
-fn raw_exchange(address: &str, parts: &[(&[u8], Duration)], within: Duration) -> String {
-    let host = address.trim_start_matches("http://");
-    let mut stream = std::net::TcpStream::connect(host).unwrap();
-    stream.set_read_timeout(Some(within)).unwrap();
-    for (bytes, pause) in parts {
-        // The server may already have given up on us.
-        let _ = stream.write_all(bytes);
-        std::thread::sleep(*pause);
-    }
-    let mut out = Vec::new();
-    let _ = stream.read_to_end(&mut out);
-    String::from_utf8_lossy(&out).into_owned()
+#[actix_web::test]
+async fn max_buckets_is_the_number_of_buckets_answered() {
+    let app = TestApp::spawn_with(&[("MAX_BUCKETS", "100")]).await;
+    let user = Uuid::new_v4();
+    let (status, _) = app
+        .post("/api/sessions/", &scored_session(user, Uuid::new_v4(), 4.0))
+        .await;
+    assert_eq!(status, 201);
+    let path = |end: &str| {
+        format!(
+            "/api/timeseries/?user_id={user}&series=session.gut_health_score&interval=1s\
+             &fill=null&start_time=2025-01-01T00:00:00Z&end_time={end}"
+        )
+    };
+    // Both ends are inclusive: 99 s after the start ends the 100th one-second bucket,
+    // and the answer holds exactly the 100.
+    let (status, body) = app.get(&path("2025-01-01T00:01:39Z")).await;
+    assert_eq!(status, 200, "{body}");
+    let buckets = body["results"].as_array().unwrap();
+    assert_eq!(buckets.len(), 100);
+    assert_eq!(buckets[99]["bucket"], "2025-01-01T00:01:39Z");
+    // One second more is one bucket more: refused, naming the setting.
+    let (status, body) = app.get(&path("2025-01-01T00:01:40Z")).await;
+    assert_eq!(status, 400, "{body}");
+    let message = body["interval"][0].as_str().unwrap();
+    assert!(message.contains("holds 101 1s buckets"), "{message}");
+    assert!(message.contains("MAX_BUCKETS"), "{message}");
 }
 
 #[actix_web::test]

@@ -6,6 +6,7 @@ mod catalogue;
 mod cli;
 mod engines;
 mod exports;
+mod fair_shares;
 mod faults;
 mod headers;
 mod health;

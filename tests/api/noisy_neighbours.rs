@@ -2,7 +2,7 @@
 //! make, one user's partitions stay out of every other user's plans, and data the rollup
 //! job cannot roll up is set aside without stopping the job for anyone.
 
-use crate::helpers::{TestApp, count, ingest, session_body};
+use crate::helpers::{TestApp, after_first_rollup_run, count, ingest, session_body};
 use chrono::{TimeDelta, Utc};
 use diesel::prelude::*;
 use serde_json::{Value, json};
@@ -228,6 +228,7 @@ async fn an_hour_the_rollup_job_cannot_refresh_is_set_aside_and_the_job_goes_on(
         ("REDIS_URL", ""),
     ])
     .await;
+    after_first_rollup_run(&app).await;
     let (victim, attacker) = (Uuid::new_v4(), Uuid::new_v4());
     let hour = "2025-03-01T10";
     for user in [attacker, victim] {

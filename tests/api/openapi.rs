@@ -202,13 +202,22 @@ async fn methods_a_path_does_not_serve_are_a_json_405_with_allow() {
                 .replace("{session_id}", "1f1c3c36-8a6e-4a52-9d1e-3f1b7c0e9a11")
                 .replace("{series}", "session.urine.color"),
         );
-        let mut resp = app.client.patch(url).send().await.unwrap();
+        let mut resp = app.client.patch(url.clone()).send().await.unwrap();
         assert_eq!(resp.status().as_u16(), 405, "PATCH {path}");
+        // A path that serves GET serves HEAD too.
+        let mut allowed = methods.join(", ");
+        if methods.contains(&"GET") {
+            allowed.push_str(", HEAD");
+        }
         assert_eq!(
             resp.headers().get("allow").unwrap().to_str().unwrap(),
-            methods.join(", "),
+            allowed,
             "{path}"
         );
+        if methods.contains(&"GET") {
+            let head = app.client.head(url.clone()).send().await.unwrap();
+            assert_ne!(head.status().as_u16(), 405, "HEAD {path}");
+        }
         let body: Value = resp.json().await.unwrap();
         assert_eq!(
             body,

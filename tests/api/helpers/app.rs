@@ -7,6 +7,7 @@ use serde_json::Value;
 use seriesd::config::{DatabaseUrl, EnvSource, Settings};
 use seriesd::domain::api_token::Scope;
 use seriesd::startup::Application;
+use std::io::{Read, Write};
 use std::time::Duration;
 
 /// The `detail` of every 403: a token may not do what it asks.
@@ -170,4 +171,42 @@ pub async fn send(req: awc::ClientRequest, body: Option<Vec<u8>>) -> (u16, Value
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
     };
     (status, value)
+}
+
+/// Sends raw bytes over TCP and returns what came back before the server closed (or
+/// `within` passed).
+pub fn raw_exchange(address: &str, parts: &[(&[u8], Duration)], within: Duration) -> String {
+    let host = address.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    stream.set_read_timeout(Some(within)).unwrap();
+    for (bytes, pause) in parts {
+        // The server may already have given up on us.
+        let _ = stream.write_all(bytes);
+        std::thread::sleep(*pause);
+    }
+    let mut out = Vec::new();
+    let _ = stream.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Asserts a 429 whose `detail` names `setting` (`Request was throttled (SETTING)…`);
+/// returns its `Retry-After`, at least 1.
+pub async fn assert_throttled(resp: &mut awc::ClientResponse, setting: &str) -> u64 {
+    assert_eq!(resp.status(), 429);
+    let retry: u64 = resp
+        .headers()
+        .get("Retry-After")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry >= 1);
+    let body: Value = resp.json().await.unwrap();
+    let detail = body["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with(&format!("Request was throttled ({setting})")),
+        "{detail}"
+    );
+    retry
 }

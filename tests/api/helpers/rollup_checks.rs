@@ -83,11 +83,31 @@ pub fn one_day(
 /// that caches nothing (the same query is asked again after the rollups changed) and
 /// whose new sessions append hourly rows for any hour (these tests write in 2025).
 pub async fn uncached_app_refreshed_by_hand() -> TestApp {
-    TestApp::spawn_with(&[
+    let app = TestApp::spawn_with(&[
         ("ROLLUP_PERIOD_MS", "3600000"),
         ("CACHE_TTL_SECS", "0"),
         ("REDIS_URL", ""),
         ("ROLLUP_APPEND_HOURS", "1000000"),
     ])
-    .await
+    .await;
+    after_first_rollup_run(&app).await;
+    app
+}
+
+/// Waits for the rollup job's run at start, so that it never takes hours the test
+/// refreshes by hand (on a loaded machine it could start late).
+pub async fn after_first_rollup_run(app: &TestApp) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let mut resp = app.client.get(app.url("/metrics")).send().await.unwrap();
+        let text = String::from_utf8(resp.body().await.unwrap().to_vec()).unwrap();
+        if text.contains("seriesd_job_runs_total{job=\"rollup-refresh\"} 1") {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the rollup job never ran"
+        );
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }

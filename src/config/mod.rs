@@ -10,6 +10,10 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
+mod values;
+
+pub use values::{AuthMode, CorsOrigins, DatabaseUrl, TrustedProxies};
+
 /// A configuration error: which variable, and what is wrong with its value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -97,139 +101,39 @@ impl EnvSource {
     }
 }
 
-/// A validated PostgreSQL connection URL.
-#[derive(Clone, PartialEq, Eq)]
-pub struct DatabaseUrl(String);
+/// Pooled connections kept out of reach of the ingest writers and heavy work: one for
+/// `/health/` and at least one for everything else (token lookups, the latest points,
+/// session lists, queries).
+pub const POOL_RESERVE: u32 = 2;
 
-impl DatabaseUrl {
-    pub fn parse(value: &str) -> Result<Self, String> {
-        let rest = value
-            .strip_prefix("postgres://")
-            .or_else(|| value.strip_prefix("postgresql://"))
-            .ok_or_else(|| "expected a postgres:// or postgresql:// URL".to_string())?;
-        let path = rest.split(['?', '#']).next().unwrap_or_default();
-        let Some((authority, database)) = path.split_once('/') else {
-            return Err("the URL names no database (postgres://host/DATABASE)".into());
-        };
-        if authority.is_empty() {
-            return Err("the URL names no host".into());
-        }
-        if database.is_empty() || database.contains('/') {
-            return Err("the URL names no database (postgres://host/DATABASE)".into());
-        }
-        if database.len() > 63 {
-            return Err("the database name is longer than 63 characters".into());
-        }
-        Ok(Self(value.to_string()))
+/// `HEAVY_CONNECTIONS`, checked against `DB_POOL_SIZE`: the ingest writers (each holds a
+/// connection while it commits a batch), heavy work and [`POOL_RESERVE`] must fit the
+/// pool, so that neither writes nor exports and bulk loads can take the connections
+/// `/health/` and small requests need. Default: what the writers and the reserve leave,
+/// at least 1.
+fn pool_budget(env: &EnvSource, pool: u32, writers: u32) -> Result<u32, ConfigError> {
+    let (pool, writers, reserve) = (u64::from(pool), u64::from(writers), u64::from(POOL_RESERVE));
+    let left = pool.saturating_sub(writers + reserve);
+    let heavy = env.get_positive("HEAVY_CONNECTIONS", left.max(1))?;
+    if heavy > left {
+        let given = env
+            .raw("HEAVY_CONNECTIONS")
+            .is_some_and(|v| !v.trim().is_empty());
+        return Err(ConfigError {
+            variable: if given {
+                "HEAVY_CONNECTIONS"
+            } else {
+                "DB_POOL_SIZE"
+            },
+            message: format!(
+                "HEAVY_CONNECTIONS ({heavy}) + INGEST_WRITERS ({writers}) + {reserve} reserved \
+                 for /health/ and small requests need DB_POOL_SIZE of at least {}, and it is {pool}",
+                heavy.saturating_add(writers + reserve)
+            ),
+        });
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// The database name in the URL's path.
-    pub fn database_name(&self) -> &str {
-        let rest = self.0.split_once("://").map(|(_, r)| r).unwrap_or_default();
-        let path = rest.split(['?', '#']).next().unwrap_or_default();
-        path.split_once('/').map(|(_, db)| db).unwrap_or_default()
-    }
-
-    /// The same server, with the `postgres` maintenance database in place of ours.
-    pub fn maintenance_url(&self) -> String {
-        self.with_database("postgres")
-    }
-
-    /// The same server and options, another database.
-    pub fn with_database(&self, database: &str) -> String {
-        let (scheme, rest) = self.0.split_once("://").unwrap_or(("postgres", ""));
-        let (path, query) = match rest.find(['?', '#']) {
-            Some(i) => rest.split_at(i),
-            None => (rest, ""),
-        };
-        let authority = path.split_once('/').map(|(a, _)| a).unwrap_or(path);
-        format!("{scheme}://{authority}/{database}{query}")
-    }
-}
-
-impl fmt::Debug for DatabaseUrl {
-    // Never print passwords.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "DatabaseUrl(.../{})", self.database_name())
-    }
-}
-
-impl FromStr for DatabaseUrl {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::parse(s)
-    }
-}
-
-/// `AUTH`: whether requests need a token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthMode {
-    /// Every route but the public ones needs a valid token (the default).
-    Required,
-    /// No authentication and no authorisation: every caller is an admin. For local
-    /// experiments only; the service warns loudly at start.
-    Disabled,
-}
-
-impl FromStr for AuthMode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "required" => Ok(Self::Required),
-            "disabled" => Ok(Self::Disabled),
-            _ => Err("expected required or disabled".into()),
-        }
-    }
-}
-
-/// `CORS_ALLOWED_ORIGINS`: the origins whose browser scripts may call the API.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CorsOrigins {
-    /// No CORS headers at all (the default): browsers keep other origins out.
-    Off,
-    /// Any origin (`*`). Tokens travel in a header, never in cookies, so no credentials
-    /// are shared implicitly.
-    Any,
-    /// These origins (`scheme://host[:port]`).
-    List(Vec<String>),
-}
-
-impl CorsOrigins {
-    fn parse(value: &str) -> Result<Self, String> {
-        let items: Vec<&str> = value
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .collect();
-        if items.is_empty() {
-            return Ok(Self::Off);
-        }
-        if items == ["*"] {
-            return Ok(Self::Any);
-        }
-        for origin in &items {
-            let rest = origin
-                .strip_prefix("https://")
-                .or_else(|| origin.strip_prefix("http://"))
-                .ok_or_else(|| {
-                    format!("'{origin}': an origin is http(s)://host[:port], or * alone")
-                })?;
-            let valid = !rest.is_empty()
-                && rest
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
-            if !valid {
-                return Err(format!(
-                    "'{origin}': an origin is http(s)://host[:port], with no path, or * alone"
-                ));
-            }
-        }
-        Ok(Self::List(items.into_iter().map(String::from).collect()))
-    }
+    // `heavy <= left <= pool`, a u32.
+    Ok(u32::try_from(heavy).unwrap_or(u32::MAX))
 }
 
 /// Everything the service can be told from outside.
@@ -242,6 +146,18 @@ pub struct Settings {
     pub listen_addr: SocketAddr,
     pub workers: usize,
     pub db_pool_size: u32,
+    /// Pooled connections heavy work (exports, bulk-load batches, deleting a session or
+    /// a series' points) may hold at once; see [`pool_budget`].
+    pub heavy_connections: u32,
+    /// The longest heavy work waits for one of those connections before a 503.
+    pub heavy_queue_timeout: Duration,
+    /// Exports (`format=csv|ndjson`) one token may run at once in this process.
+    pub max_exports_per_token: usize,
+    /// Bulk loads one token may run at once in this process.
+    pub max_bulk_loads_per_token: usize,
+    /// Peers whose `Forwarded` / `X-Forwarded-*` headers make the scheme and host of
+    /// links.
+    pub trusted_proxies: TrustedProxies,
     /// Uncached queries computed at once; the others wait in arrival order.
     pub query_concurrency: usize,
     /// The longest an uncached query waits for its turn before a 503.
@@ -337,19 +253,23 @@ impl Settings {
             .unwrap_or(2);
         let max_body_mib = env.get_positive("MAX_BODY_MIB", 128)?;
         let ingest_writers = env.get_positive("INGEST_WRITERS", 3)? as usize;
+        // A statement runs on one core: a few more connections than cores keep them
+        // busy, and more only add contention. At least the ingest writers, one heavy
+        // connection and the reserve (see `pool_budget`).
+        let db_pool_size =
+            env.get_positive("DB_POOL_SIZE", (2 * cpus).max(ingest_writers + 3) as u64)? as u32;
+        let heavy_connections = pool_budget(env, db_pool_size, ingest_writers as u32)?;
         Ok(Self {
             database_url,
             redis_url,
             redis_prefix: env.get("REDIS_PREFIX", "seriesd".to_string())?,
             listen_addr: env.get("LISTEN_ADDR", SocketAddr::from(([127, 0, 0, 1], 8000)))?,
             workers: env.get_positive("WORKERS", cpus as u64)? as usize,
-            // A statement runs on one core: a few more connections than cores keep them
-            // busy, and more only add contention (on 2 cores, 16 -> 6 connections cut the
-            // rollup lag under a saturating mixed load from 8 s to 3.4 s). At least the
-            // ingest writers plus three, so that writes never starve queries and jobs.
-            db_pool_size: env
-                .get_positive("DB_POOL_SIZE", (2 * cpus).max(ingest_writers + 3) as u64)?
-                as u32,
+            db_pool_size,
+            heavy_connections,
+            heavy_queue_timeout: Duration::from_millis(
+                env.get_positive("HEAVY_QUEUE_TIMEOUT_MS", 30_000)?,
+            ),
             // Twice the CPUs: enough to keep the cores busy while a statement waits on a
             // round trip. Past that, more queries at once only share the cores more finely
             // and every answer is late; waiting in line instead, a saturating mixed load's
@@ -437,6 +357,9 @@ impl Settings {
             body_read_timeout: Duration::from_millis(
                 env.get_positive("BODY_READ_TIMEOUT_MS", 30_000)?,
             ),
+            max_exports_per_token: env.get_positive("MAX_EXPORTS_PER_TOKEN", 2)? as usize,
+            max_bulk_loads_per_token: env.get_positive("MAX_BULK_LOADS_PER_TOKEN", 1)? as usize,
+            trusted_proxies: env.get("TRUSTED_PROXIES", TrustedProxies::default())?,
             cors_allowed_origins: match env.raw("CORS_ALLOWED_ORIGINS") {
                 None => CorsOrigins::Off,
                 Some(v) => CorsOrigins::parse(v).map_err(|message| ConfigError {
@@ -518,9 +441,9 @@ mod tests {
 
     #[test]
     fn every_variable_is_in_env_example_and_the_readme() {
-        let source = include_str!("config.rs");
-        let example = include_str!("../.env.example");
-        let readme = include_str!("../README.md");
+        let source = include_str!("mod.rs");
+        let example = include_str!("../../.env.example");
+        let readme = include_str!("../../README.md");
         let names =
             regex::Regex::new(r#"env\.(?:get|get_bool|get_positive|raw)\(\s*"([A-Z_]+)""#).unwrap();
         let mut seen = 0;
@@ -540,16 +463,44 @@ mod tests {
     }
 
     #[test]
-    fn database_urls_are_checked_and_rewritten() {
-        assert!(DatabaseUrl::parse("mysql://x/y").is_err());
-        assert!(DatabaseUrl::parse("postgres://host").is_err());
-        assert!(DatabaseUrl::parse("postgres://host/").is_err());
-        let url = DatabaseUrl::parse("postgres://u:pw@h:5432/metrics?sslmode=disable").unwrap();
-        assert_eq!(url.database_name(), "metrics");
+    fn writers_heavy_work_and_the_reserve_must_fit_the_pool() {
+        let settings = |pairs: &[(&str, &str)]| {
+            Settings::from_source(&EnvSource::from_pairs(pairs.iter().copied()))
+        };
+        let s = settings(&[("DB_POOL_SIZE", "8")]).unwrap();
+        assert_eq!(s.heavy_connections, 8 - 3 - POOL_RESERVE);
         assert_eq!(
-            url.maintenance_url(),
-            "postgres://u:pw@h:5432/postgres?sslmode=disable"
+            (s.max_exports_per_token, s.max_bulk_loads_per_token),
+            (2, 1)
         );
-        assert!(!format!("{url:?}").contains("pw"));
+        assert!(s.trusted_proxies.is_empty());
+        // The default pool always leaves one heavy connection and the reserve.
+        let s = settings(&[]).unwrap();
+        assert!(s.heavy_connections >= 1);
+        assert!(s.ingest_writers as u32 + s.heavy_connections + POOL_RESERVE <= s.db_pool_size);
+        let s = settings(&[("DB_POOL_SIZE", "4"), ("INGEST_WRITERS", "1")]).unwrap();
+        assert_eq!(s.heavy_connections, 1);
+        // Too many heavy connections for the pool: the error names the settings.
+        let e = settings(&[("DB_POOL_SIZE", "8"), ("HEAVY_CONNECTIONS", "4")]).unwrap_err();
+        assert_eq!(e.variable, "HEAVY_CONNECTIONS");
+        assert_eq!(
+            e.to_string(),
+            "invalid HEAVY_CONNECTIONS: HEAVY_CONNECTIONS (4) + INGEST_WRITERS (3) + 2 reserved \
+             for /health/ and small requests need DB_POOL_SIZE of at least 9, and it is 8"
+        );
+        // A pool too small for even one: the pool is what to change.
+        let e = settings(&[("DB_POOL_SIZE", "4")]).unwrap_err();
+        assert_eq!(e.variable, "DB_POOL_SIZE");
+        assert!(e.message.contains("HEAVY_CONNECTIONS (1)"), "{e}");
+        for (var, value) in [
+            ("HEAVY_CONNECTIONS", "0"),
+            ("HEAVY_QUEUE_TIMEOUT_MS", "0"),
+            ("MAX_EXPORTS_PER_TOKEN", "0"),
+            ("MAX_BULK_LOADS_PER_TOKEN", "x"),
+            ("TRUSTED_PROXIES", "10.0.0.0/40"),
+        ] {
+            let e = settings(&[(var, value)]).unwrap_err();
+            assert_eq!(e.variable, var, "{var}={value}");
+        }
     }
 }
