@@ -168,6 +168,9 @@ pub async fn create(
 
 /// Lines are parsed in groups of about this many bytes, on the blocking pool.
 const BULK_PARSE_BYTES: usize = 1024 * 1024;
+/// ... and of at most this many lines, so that the outcomes of one group (one per line)
+/// stay small however short its lines are.
+const BULK_PARSE_LINES: usize = 4096;
 
 /// `POST /api/sessions/bulk/`: NDJSON, one session object per line, streamed. Each line is
 /// all-or-nothing on its own; good lines are committed in batches of about
@@ -217,27 +220,32 @@ pub async fn bulk(
     let mut report = ingest::BulkReport::new();
     let mut loader = BulkLoader::new(&state, snapshot, caller);
     let mut pending = BytesMut::new();
+    // The bytes at the start of `pending` already searched for a newline: each byte is
+    // searched once, however many chunks a long line arrives in.
+    let mut scanned = 0usize;
     let mut line_no = 0usize;
     let mut lines: Vec<(usize, web::Bytes)> = Vec::new();
     let mut lines_bytes = 0usize;
     while let Some(chunk) = next_chunk(&mut payload, &state.settings).await? {
         pending.extend_from_slice(&chunk);
-        while let Some(pos) = pending.iter().position(|&b| b == b'\n') {
-            let line = pending.split_to(pos + 1).freeze();
+        while let Some(pos) = pending[scanned..].iter().position(|&b| b == b'\n') {
+            let line = pending.split_to(scanned + pos + 1).freeze();
+            scanned = 0;
             line_no += 1;
             lines_bytes += line.len();
             lines.push((line_no, line));
+            if lines_bytes >= BULK_PARSE_BYTES || lines.len() >= BULK_PARSE_LINES {
+                loader.feed(std::mem::take(&mut lines), &mut report).await?;
+                lines_bytes = 0;
+            }
         }
+        scanned = pending.len();
         if pending.len() > line_limit {
             return Err(ApiError::PayloadTooLarge(format!(
                 "Line {} exceeds the limit of {} MiB (MAX_BODY_MIB).",
                 line_no + 1,
                 line_limit / (1024 * 1024)
             )));
-        }
-        if lines_bytes >= BULK_PARSE_BYTES {
-            loader.feed(std::mem::take(&mut lines), &mut report).await?;
-            lines_bytes = 0;
         }
     }
     if !pending.is_empty() {
@@ -246,7 +254,6 @@ pub async fn bulk(
     }
     loader.feed(lines, &mut report).await?;
     loader.flush(&mut report).await?;
-    report.rejected.sort_by_key(|r| r.line);
     state.metrics.points_ingested.fetch_add(
         (report.inserted + report.updated) as u64,
         std::sync::atomic::Ordering::Relaxed,
@@ -292,11 +299,24 @@ impl<'a> BulkLoader<'a> {
         let snapshot = self.snapshot.clone();
         let max_points = self.state.settings.max_points_per_request;
         let max_depth = self.state.settings.max_json_depth;
+        // Lines come in order, after every line refused so far: once `room` more lines
+        // of this group are refused, the reasons of the others would not be listed, so
+        // they are dropped as soon as they are known.
+        let room = report.room();
         let parsed = web::block(move || {
+            let mut refused = 0usize;
             lines
                 .into_iter()
                 .filter(|(_, line)| line.iter().any(|b| !b.is_ascii_whitespace()))
-                .map(|(no, line)| (no, parse_checked(&line, &snapshot, max_points, max_depth)))
+                .map(|(no, line)| {
+                    let outcome = parse_checked(&line, &snapshot, max_points, max_depth).map_err(
+                        |rejection| {
+                            refused += 1;
+                            (refused <= room).then_some(rejection.error)
+                        },
+                    );
+                    (no, outcome)
+                })
                 .collect::<Vec<_>>()
         })
         .await
@@ -315,7 +335,8 @@ impl<'a> BulkLoader<'a> {
                         self.flush(report).await?;
                     }
                 }
-                Err(rejection) => report.reject(no, &rejection.error),
+                Err(Some(error)) => report.reject(no, &error),
+                Err(None) => report.count_rejected(),
             }
         }
         Ok(())

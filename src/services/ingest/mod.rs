@@ -23,6 +23,25 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
+
+/// The most errors one answer lists: bad points of a `POST /api/sessions/` body, refused
+/// lines of a bulk report. The rest are counted, not listed, so that an answer (and the
+/// memory that builds it) does not grow with the number of errors.
+pub const MAX_LISTED_ERRORS: usize = 100;
+
+/// A count written with thousands separators (`999,900`).
+pub(crate) fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// A validated session post, ready to write.
 #[derive(Debug, Clone)]
 pub struct SessionWrite {
