@@ -148,7 +148,7 @@ def encode(obj):
 
 CASES = [
     "bulk-x-lines-8MiB", "bulk-x-lines-8MiB-x3", "session-1M-invalid", "session-1M-invalid-x3",
-    "session-1M-valid", "session-1M-valid-x3", "bulk-1M-valid-line", "bulk-127MiB-line",
+    "session-1M-valid", "session-1M-valid-x3", "session-1M-rgb", "bulk-1M-valid-line", "bulk-127MiB-line",
     "backtracking-pattern",
 ]
 
@@ -163,6 +163,9 @@ def case(name, user):
         points = good_points(1_000_000)
         n = 3 if name.endswith("x3") else 1
         return "POST", "/api/sessions/", [encode(session(user, points)) for _ in range(n)]
+    if name == "session-1M-rgb":
+        points = [dict(p, series="session.urine.color", value={"r": 1, "g": 2, "b": 3}) for p in good_points(1_000_000)]
+        return "POST", "/api/sessions/", [encode(session(user, points))]
     if name == "bulk-1M-valid-line":
         return "POST", "/api/sessions/bulk/", [encode(session(user, good_points(1_000_000))) + b"\n"]
     if name == "bulk-127MiB-line":

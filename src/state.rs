@@ -10,7 +10,7 @@ use crate::db::partitions::PartitionManager;
 use crate::jobs::JobStats;
 use crate::metrics::Metrics;
 use crate::services::catalogue::Catalogue;
-use crate::services::ingest::Ingestor;
+use crate::services::ingest::{IngestBudget, Ingestor};
 use crate::services::query::cached::Queries;
 use std::sync::Arc;
 
@@ -21,6 +21,8 @@ pub struct AppState {
     pub partitions: PartitionManager,
     pub catalogue: Catalogue,
     pub ingestor: Ingestor,
+    /// Memory ingest bodies may hold at once (`INGEST_MEMORY_MIB`).
+    pub ingest_budget: IngestBudget,
     pub cache: Cache,
     pub metrics: Arc<Metrics>,
     /// Each background job's statistics, by name.

@@ -142,8 +142,10 @@ error_response!(
     /// 503, with `Retry-After`.
     Unavailable,
     json_response(
-        "The database is unavailable, or the query took longer than the statement \
-         timeout. Safe to retry after `Retry-After` seconds.",
+        "The database is unavailable, the query took longer than the statement \
+         timeout, or (ingest) the body's share of the ingest memory budget \
+         (`INGEST_MEMORY_MIB`) did not come within `INGEST_MEMORY_WAIT_MS`. Safe to retry \
+         after `Retry-After` seconds.",
         "ErrorDetail",
         json!({"detail": "Database unavailable: no connection could be obtained in time."}),
     )

@@ -9,11 +9,13 @@
 //! flush, and no request is acknowledged before its points are durable.
 
 mod batch;
+mod budget;
 mod bulk;
 mod parse;
 mod writers;
 
 pub use batch::*;
+pub use budget::*;
 pub use bulk::*;
 pub use parse::*;
 pub use writers::*;

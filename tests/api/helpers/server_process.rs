@@ -89,19 +89,10 @@ impl ServerProcess {
 
     /// `VmHWM`, the peak resident set of the process so far, in kB.
     pub fn peak_rss_kb(&self) -> u64 {
-        self.status_kb("VmHWM")
-    }
-
-    /// `VmRSS`, the resident set of the process now, in kB.
-    pub fn rss_kb(&self) -> u64 {
-        self.status_kb("VmRSS")
-    }
-
-    fn status_kb(&self, field: &str) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
         status
             .lines()
-            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .find_map(|l| l.strip_prefix("VmHWM:"))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .unwrap()
     }
