@@ -36,7 +36,7 @@ pub(crate) fn thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -77,4 +77,22 @@ pub struct IngestOutcome {
     pub updated: usize,
     /// Points that existed with the same value (a retry): nothing changed.
     pub unchanged: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_get_thousands_separators() {
+        for (n, text) in [
+            (0, "0"),
+            (999, "999"),
+            (1000, "1,000"),
+            (999_900, "999,900"),
+        ] {
+            assert_eq!(thousands(n), text);
+        }
+        assert_eq!(thousands(1_234_567_890), "1,234,567,890");
+    }
 }
