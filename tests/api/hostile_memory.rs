@@ -214,7 +214,7 @@ async fn three_large_bodies_take_turns_within_the_ingest_memory_budget() {
         }
     }
     assert!(stored >= 1);
-    // One body's processing at a time: about 50 MiB; three at once would be 150.
+    // Within the 80 MiB budget, one body at a time; three at once take about 150 MiB.
     let growth = growth_mib("3 x 7.5 MiB bodies", server.peak_rss_kb(), idle);
     assert!(growth < 100, "peak RSS grew by {growth} MiB");
 }
