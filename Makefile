@@ -3,7 +3,7 @@
 CARGO ?= cargo
 BIN := ./target/release/seriesd
 
-.PHONY: run build init migrate seed test test-timescaledb fuzz fmt lint openapi api-check bench bench-ingest bench-query
+.PHONY: run build init migrate seed test test-timescaledb fuzz fmt lint openapi api-check bench bench-ingest bench-query bench-hostile
 
 # `make fuzz`: cases per property, and the most seconds the whole run may take.
 FUZZ_CASES ?= 50000
@@ -61,6 +61,9 @@ bench: bench-ingest bench-query ## the whole suite; rewrites BENCHMARKS.md
 
 bench-ingest: build ## ingest benchmark; rewrites its section of BENCHMARKS.md
 	bash benches/ingest.sh
+
+bench-hostile: build ## memory and time under hostile ingest input; prints a table for BENCHMARKS.md
+	python3 benches/hostile_memory.py target/release/seriesd
 
 bench-query: build ## query benchmark on 10 M points; rewrites its section of BENCHMARKS.md
 	$(CARGO) build --release --example mixed_load

@@ -121,7 +121,12 @@ impl Application {
             web::Data::from(auth.clone()),
             web::Data::from(metrics.clone()),
         );
+        let ingest_budget = crate::services::ingest::IngestBudget::new(
+            settings.ingest_memory_bytes,
+            settings.ingest_memory_wait,
+        );
         let state = web::Data::new(AppState {
+            ingest_budget,
             metrics,
             jobs,
             cache,

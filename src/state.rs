@@ -11,7 +11,7 @@ use crate::db::partitions::PartitionManager;
 use crate::jobs::JobStats;
 use crate::metrics::Metrics;
 use crate::services::catalogue::Catalogue;
-use crate::services::ingest::Ingestor;
+use crate::services::ingest::{IngestBudget, Ingestor};
 use crate::services::query::cached::Queries;
 use crate::services::token_slots::TokenSlots;
 use std::sync::Arc;
@@ -23,6 +23,8 @@ pub struct AppState {
     pub partitions: PartitionManager,
     pub catalogue: Catalogue,
     pub ingestor: Ingestor,
+    /// Memory ingest bodies may hold at once (`INGEST_MEMORY_MIB`).
+    pub ingest_budget: IngestBudget,
     pub cache: Cache,
     pub metrics: Arc<Metrics>,
     /// Each background job's statistics, by name.

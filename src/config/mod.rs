@@ -14,6 +14,11 @@ mod values;
 
 pub use values::{AuthMode, CorsOrigins, DatabaseUrl, TrustedProxies};
 
+/// Bytes of the ingest memory budget (`INGEST_MEMORY_MIB`) one body byte holds while it
+/// is read, parsed and written: the body, its parsed points, the deduplication index
+/// and the `COPY` text of its batch (points with several numeric fields cost the most).
+pub const INGEST_MEMORY_PER_BODY_BYTE: usize = 10;
+
 /// A configuration error: which variable, and what is wrong with its value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -167,6 +172,11 @@ pub struct Settings {
     pub db_jit: bool,
     pub auto_migrate: bool,
     pub max_body_bytes: usize,
+    /// Memory that ingest bodies being read and processed may hold at once (estimated as
+    /// [`INGEST_MEMORY_PER_BODY_BYTE`] per body byte), in bytes.
+    pub ingest_memory_bytes: usize,
+    /// Longest wait for a share of the ingest memory budget before a 503.
+    pub ingest_memory_wait: Duration,
     pub max_points_per_request: usize,
     /// How far from now written points' times may lie.
     pub write_window: crate::domain::write_window::WriteWindow,
@@ -252,6 +262,19 @@ impl Settings {
             .map(usize::from)
             .unwrap_or(2);
         let max_body_mib = env.get_positive("MAX_BODY_MIB", 128)?;
+        // At least one largest body's share, so that any body MAX_BODY_MIB allows is
+        // admitted (alone) within the budget.
+        let min_ingest_mib = max_body_mib.saturating_mul(INGEST_MEMORY_PER_BODY_BYTE as u64);
+        let ingest_memory_mib = env.get_positive("INGEST_MEMORY_MIB", min_ingest_mib)?;
+        if ingest_memory_mib < min_ingest_mib {
+            return Err(ConfigError {
+                variable: "INGEST_MEMORY_MIB",
+                message: format!(
+                    "'{ingest_memory_mib}': at least {INGEST_MEMORY_PER_BODY_BYTE} x MAX_BODY_MIB \
+                     = {min_ingest_mib}, the share of one largest body (or lower MAX_BODY_MIB)"
+                ),
+            });
+        }
         let ingest_writers = env.get_positive("INGEST_WRITERS", 3)? as usize;
         // A statement runs on one core: a few more connections than cores keep them
         // busy, and more only add contention. At least the ingest writers, one heavy
@@ -289,6 +312,10 @@ impl Settings {
             db_jit: env.get_bool("DB_JIT", false)?,
             auto_migrate: env.get_bool("AUTO_MIGRATE", true)?,
             max_body_bytes: (max_body_mib as usize).saturating_mul(1024 * 1024),
+            ingest_memory_bytes: (ingest_memory_mib as usize).saturating_mul(1024 * 1024),
+            ingest_memory_wait: Duration::from_millis(
+                env.get_positive("INGEST_MEMORY_WAIT_MS", 30_000)?,
+            ),
             max_points_per_request: env.get_positive("MAX_POINTS_PER_REQUEST", 1_000_000)? as usize,
             write_window: crate::domain::write_window::WriteWindow {
                 past_days: env.get("WRITE_WINDOW_PAST_DAYS", 1096)?,
@@ -382,6 +409,27 @@ mod tests {
         assert_eq!(s.database_url.database_name(), "seriesd");
         assert_eq!(s.redis_url.as_deref(), Some("redis://127.0.0.1:6379/0"));
         assert!(s.max_body_bytes >= 64 * 1024 * 1024);
+        assert_eq!(
+            s.ingest_memory_bytes,
+            INGEST_MEMORY_PER_BODY_BYTE * s.max_body_bytes
+        );
+    }
+
+    #[test]
+    fn the_ingest_memory_budget_holds_one_largest_body_at_least() {
+        let s = Settings::from_source(&EnvSource::from_pairs([
+            ("MAX_BODY_MIB", "8"),
+            ("INGEST_MEMORY_MIB", "80"),
+        ]))
+        .unwrap();
+        assert_eq!(s.ingest_memory_bytes, 80 << 20);
+        let e = Settings::from_source(&EnvSource::from_pairs([
+            ("MAX_BODY_MIB", "8"),
+            ("INGEST_MEMORY_MIB", "79"),
+        ]))
+        .unwrap_err();
+        assert_eq!(e.variable, "INGEST_MEMORY_MIB");
+        assert!(e.message.contains("MAX_BODY_MIB"), "{e}");
     }
 
     #[test]
@@ -433,6 +481,8 @@ mod tests {
             ("CORS_ALLOWED_ORIGINS", "https://a.example/path"),
             ("CORS_ALLOWED_ORIGINS", "a.example"),
             ("RATE_LIMIT_BURST", "0"),
+            ("INGEST_MEMORY_MIB", "1279"),
+            ("INGEST_MEMORY_WAIT_MS", "0"),
         ] {
             let e = Settings::from_source(&EnvSource::from_pairs([(var, value)])).unwrap_err();
             assert_eq!(e.variable, var, "{var}={value}");

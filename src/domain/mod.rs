@@ -5,6 +5,7 @@ pub mod api_token;
 pub mod gap_fill;
 pub mod interval;
 pub mod json_depth;
+pub mod point_value;
 pub mod query;
 pub mod rollup_plan;
 pub mod series_shape;

@@ -154,8 +154,10 @@ error_response!(
     Unavailable,
     json_response(
         "The database is unavailable, the query took longer than the statement timeout, \
-         or the work waited longer than allowed for its turn (`QUERY_QUEUE_TIMEOUT_MS`, \
-         `HEAVY_QUEUE_TIMEOUT_MS`). Safe to retry after `Retry-After` seconds.",
+         the work waited longer than allowed for its turn (`QUERY_QUEUE_TIMEOUT_MS`, \
+         `HEAVY_QUEUE_TIMEOUT_MS`), or (ingest) the body's share of the ingest memory \
+         budget (`INGEST_MEMORY_MIB`) did not come within `INGEST_MEMORY_WAIT_MS`. Safe to \
+         retry after `Retry-After` seconds.",
         "ErrorDetail",
         json!({"detail": "Database unavailable: no connection could be obtained in time."}),
     )

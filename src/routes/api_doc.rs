@@ -31,8 +31,9 @@ the `Allow` header lists those it does), `408` (the body stalled for \
 `BODY_READ_TIMEOUT_MS`), `409` (a conflict with stored data), `413` (a body over \
 `MAX_BODY_MIB`), `429` (the token's rate limit, or as many exports or bulk loads as it \
 may run at once; retry after `Retry-After` seconds), `503` (the database is \
-unavailable, a query outran `DB_STATEMENT_TIMEOUT_MS`, or the work waited too long for \
-its turn; retry after `Retry-After` seconds).
+unavailable, a query outran `DB_STATEMENT_TIMEOUT_MS`, the work waited too long for \
+its turn, or an ingest body waited longer than `INGEST_MEMORY_WAIT_MS` for its share of \
+`INGEST_MEMORY_MIB`; retry after `Retry-After` seconds).
 - Times are RFC 3339 with a zone; answers write them in UTC (`Z`).
 
 **Authentication**: every operation except `/health/`, `/metrics/`, `/api/schema/` and \

@@ -29,7 +29,7 @@ async fn read_input(
     payload: web::Payload,
     series: Option<&str>,
 ) -> Result<MetricTypeInput, ApiError> {
-    let body = read_body(req, payload, &state.settings).await?;
+    let body = read_body(req, payload, &state.settings, None).await?;
     json_depth::check(&body, state.settings.max_json_depth)
         .map_err(|e| ApiError::BadRequest(e.message()))?;
     MetricTypeInput::parse(&body, series)

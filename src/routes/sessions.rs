@@ -7,7 +7,9 @@ use crate::db;
 use crate::domain::json_depth;
 use crate::error::ApiError;
 use crate::routes::query_params::{self, LimitOffset};
-use crate::services::ingest::{self, BulkReport, IngestOutcome, Rejection, SessionWrite};
+use crate::services::ingest::{
+    self, BulkReport, IngestOutcome, Rejection, Reservation, SessionWrite,
+};
 use crate::services::sessions::SessionView;
 use crate::services::sessions::{self as session_service, SessionDetail};
 use crate::state::AppState;
@@ -18,6 +20,9 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 /// Bodies larger than this are parsed on the blocking pool, off the async workers.
+/// Smaller ones are parsed and validated inline: schema patterns run on a linear-time
+/// engine, so a small body cannot hold a worker for long whatever its schema, and moving
+/// them off the workers would only add a thread hop to every small post.
 const INLINE_PARSE_LIMIT: usize = 64 * 1024;
 
 /// The next chunk of a body, or a 408 when the client sends nothing for
@@ -39,11 +44,14 @@ pub async fn next_chunk(
 }
 
 /// Reads the whole body, refusing it with 413 as soon as it passes `MAX_BODY_MIB`, and
-/// with 408 when the client stalls.
+/// with 408 when the client stalls. With a `reservation` of the ingest memory budget, the
+/// body's share is held before it is read: all of it at once when the body declares its
+/// length, else growing as it arrives (503 when it does not come in time).
 pub async fn read_body(
     req: &HttpRequest,
     mut payload: web::Payload,
     settings: &Settings,
+    mut reservation: Option<&mut Reservation>,
 ) -> Result<BytesMut, ApiError> {
     let limit = settings.max_body_bytes;
     let too_large = || {
@@ -60,10 +68,16 @@ pub async fn read_body(
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large());
     }
+    if let (Some(r), Some(n)) = (reservation.as_deref_mut(), declared) {
+        r.cover(n).await?;
+    }
     let mut body = BytesMut::with_capacity(declared.unwrap_or(8192).min(limit));
     while let Some(chunk) = next_chunk(&mut payload, settings).await? {
         if body.len() + chunk.len() > limit {
             return Err(too_large());
+        }
+        if let Some(r) = reservation.as_deref_mut() {
+            r.cover(body.len() + chunk.len()).await?;
         }
         body.extend_from_slice(&chunk);
     }
@@ -135,7 +149,8 @@ async fn parse(state: &web::Data<AppState>, body: web::Bytes) -> Result<SessionW
     tag = "sessions",
     summary = "Post a session of points",
     description = "Stores a session's points, all or none: any bad point rejects the whole \
-                   body with a 400 that names every bad point by position. A point is \
+                   body with a 400 that names the first 100 bad points by position (and \
+                   counts the others in `non_field_errors`). A point is \
                    identified by (user, series, session, time): posting it again with the same \
                    value changes nothing (`unchanged`), with another value replaces it \
                    (`updated`, last write wins). The answer comes once the points are durable. \
@@ -150,10 +165,13 @@ async fn parse(state: &web::Data<AppState>, body: web::Bytes) -> Result<SessionW
     responses(
         (status = 201, description = "Stored (or already stored: a retry is safe).", body = IngestOutcome),
         (status = 400, description = "Malformed JSON (`detail`), or field errors naming each bad \
-            field and each bad point by position.", body = crate::openapi::BadRequestBody,
+            field and the first 100 bad points by position (`data`: `{}` for a good point, up \
+            to the 100th bad one), with a `non_field_errors` message counting the bad points \
+            not listed.", body = crate::openapi::BadRequestBody,
             examples(
                 ("bad point" = (value = json!({"data": [{}, {"value": ["Value does not match schema: \"red\" is not of type \"number\""]}]}))),
                 ("unknown series" = (value = json!({"data": [{"series": ["Unknown series 'nope'."]}]}))),
+                ("leap second, duplicate key" = (value = json!({"data": [{"time": ["Leap seconds (second 60) are not accepted."]}, {}, {"value": ["Duplicate key 'r' in value."]}]}))),
                 ("missing fields" = (value = json!({"user_id": ["This field is required."], "data": ["This field is required."]}))),
                 ("malformed JSON" = (value = json!({"detail": "JSON parse error - EOF while parsing an object at line 1 column 1"}))),
             )),
@@ -169,7 +187,11 @@ pub async fn create(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_body(&req, payload, &state.settings).await?.freeze();
+    // Held until the points are written: the body, its rows and their COPY text.
+    let mut reservation = state.ingest_budget.reservation();
+    let body = read_body(&req, payload, &state.settings, Some(&mut reservation))
+        .await?
+        .freeze();
     let write = parse(&state, body).await?;
     // After parsing (the user is in the body), before anything is written.
     caller.authorize_user(write.user_id)?;
@@ -183,6 +205,9 @@ pub async fn create(
 
 /// Lines are parsed in groups of about this many bytes, on the blocking pool.
 const BULK_PARSE_BYTES: usize = 1024 * 1024;
+/// ... and of at most this many lines, so that the outcomes of one group (one per line)
+/// stay small however short its lines are.
+const BULK_PARSE_LINES: usize = 4096;
 
 /// `POST /api/sessions/bulk/`: NDJSON, one session object per line, streamed. Each line is
 /// all-or-nothing on its own; good lines are committed in batches of about
@@ -194,8 +219,9 @@ const BULK_PARSE_BYTES: usize = 1024 * 1024;
     tag = "sessions",
     summary = "Load many sessions (NDJSON)",
     description = "Historical loads: one session object (the body of `POST /api/sessions/`) \
-                   per line, streamed. Each line is validated all-or-nothing on its own and \
-                   reported by number when refused; good lines are committed in batches and \
+                   per line, streamed. Each line is validated all-or-nothing on its own; \
+                   refused lines are counted (`rejected_count`) and the first 100 are \
+                   reported by number (`rejected`); good lines are committed in batches and \
                    stay committed. With a user token, a line for another user is refused \
                    in the report with the body of a 403. The content type is not checked. \
                    A token runs at most `MAX_BULK_LOADS_PER_TOKEN` bulk loads at once (a \
@@ -235,28 +261,40 @@ pub async fn bulk(
     let snapshot = db::run(&state.pool, move |conn| Ok(catalogue.refresh(conn)?)).await?;
     let mut report = ingest::BulkReport::new();
     let mut loader = BulkLoader::new(&state, snapshot, caller);
+    // The body is streamed: the budget covers the lines read but not yet written (a
+    // group, and the line being assembled), not the whole body.
+    let mut reservation = state.ingest_budget.reservation();
     let mut pending = BytesMut::new();
+    // The bytes at the start of `pending` already searched for a newline: each byte is
+    // searched once, however many chunks a long line arrives in.
+    let mut scanned = 0usize;
     let mut line_no = 0usize;
     let mut lines: Vec<(usize, web::Bytes)> = Vec::new();
     let mut lines_bytes = 0usize;
     while let Some(chunk) = next_chunk(&mut payload, &state.settings).await? {
+        reservation
+            .cover(lines_bytes + pending.len() + chunk.len())
+            .await?;
         pending.extend_from_slice(&chunk);
-        while let Some(pos) = pending.iter().position(|&b| b == b'\n') {
-            let line = pending.split_to(pos + 1).freeze();
+        while let Some(pos) = pending[scanned..].iter().position(|&b| b == b'\n') {
+            let line = pending.split_to(scanned + pos + 1).freeze();
+            scanned = 0;
             line_no += 1;
             lines_bytes += line.len();
             lines.push((line_no, line));
+            if lines_bytes >= BULK_PARSE_BYTES || lines.len() >= BULK_PARSE_LINES {
+                loader.feed(std::mem::take(&mut lines), &mut report).await?;
+                lines_bytes = 0;
+                reservation.shrink_to(pending.len());
+            }
         }
+        scanned = pending.len();
         if pending.len() > line_limit {
             return Err(ApiError::PayloadTooLarge(format!(
                 "Line {} exceeds the limit of {} MiB (MAX_BODY_MIB).",
                 line_no + 1,
                 line_limit / (1024 * 1024)
             )));
-        }
-        if lines_bytes >= BULK_PARSE_BYTES {
-            loader.feed(std::mem::take(&mut lines), &mut report).await?;
-            lines_bytes = 0;
         }
     }
     if !pending.is_empty() {
@@ -265,7 +303,6 @@ pub async fn bulk(
     }
     loader.feed(lines, &mut report).await?;
     loader.flush(&mut report).await?;
-    report.rejected.sort_by_key(|r| r.line);
     state.metrics.points_ingested.fetch_add(
         (report.inserted + report.updated) as u64,
         std::sync::atomic::Ordering::Relaxed,
@@ -310,11 +347,22 @@ impl<'a> BulkLoader<'a> {
         }
         let snapshot = self.snapshot.clone();
         let settings = self.state.settings.clone();
+        // Lines come in order, after every line refused so far: once `room` more lines
+        // of this group are refused, the reasons of the others would not be listed, so
+        // they are dropped as soon as they are known.
+        let room = report.room();
         let parsed = web::block(move || {
+            let mut refused = 0usize;
             lines
                 .into_iter()
                 .filter(|(_, line)| line.iter().any(|b| !b.is_ascii_whitespace()))
-                .map(|(no, line)| (no, parse_checked(&line, &snapshot, &settings)))
+                .map(|(no, line)| {
+                    let outcome = parse_checked(&line, &snapshot, &settings).map_err(|rejection| {
+                        refused += 1;
+                        (refused <= room).then_some(rejection.error)
+                    });
+                    (no, outcome)
+                })
                 .collect::<Vec<_>>()
         })
         .await
@@ -333,7 +381,8 @@ impl<'a> BulkLoader<'a> {
                         self.flush(report).await?;
                     }
                 }
-                Err(rejection) => report.reject(no, &rejection.error),
+                Err(Some(error)) => report.reject(no, &error),
+                Err(None) => report.count_rejected(),
             }
         }
         Ok(())

@@ -12,10 +12,52 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+/// Compiles a metric type's schema as the service applies it: `pattern` and
+/// `patternProperties` on the `regex` crate's engine, which matches in time linear in the
+/// value (no pattern can stall a request, so values need not be validated off the HTTP
+/// workers for being small), and `format` (`email`, `uri`, `date-time`, ...) asserted
+/// whatever the draft. A pattern that engine cannot compile (look-around,
+/// backreferences) is an error naming where it is in the schema.
+pub fn compile_schema(schema: &Value) -> Result<jsonschema::Validator, String> {
+    jsonschema::options()
+        .with_pattern_options(jsonschema::PatternOptions::regex())
+        .should_validate_formats(true)
+        .build(schema)
+        .map_err(|e| {
+            let at = e.schema_path().to_string();
+            let at = if at.is_empty() {
+                String::new()
+            } else {
+                format!(" (at {at})")
+            };
+            match e.kind() {
+                jsonschema::error::ValidationErrorKind::Format { format } if format == "regex" => {
+                    format!(
+                        "{e}: patterns run on a linear-time engine, without look-around or \
+                         backreferences{at}."
+                    )
+                }
+                _ => format!("{e}{at}"),
+            }
+        })
+}
+
+/// The longest a schema violation's reason is shown, in characters.
+const MAX_REASON_CHARS: usize = 200;
+
+fn shorten(text: String) -> String {
+    match text.char_indices().nth(MAX_REASON_CHARS) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    }
+}
+
 /// One metric type with its compiled validator.
 pub struct MetricType {
     pub row: MetricTypeRow,
-    pub validator: jsonschema::Validator,
+    /// The compiled schema, or why the stored schema cannot be applied (one written
+    /// before patterns were restricted to the linear-time engine, or by hand in SQL).
+    pub validator: Result<jsonschema::Validator, String>,
 }
 
 impl std::fmt::Debug for MetricType {
@@ -31,21 +73,40 @@ impl MetricType {
         self.row.id
     }
 
+    /// Why this type's values cannot be checked at all: its stored schema does not
+    /// compile. Points of it are refused until an admin replaces the schema; queries of
+    /// its stored points are unaffected.
+    pub fn unusable(&self) -> Option<String> {
+        self.validator.as_ref().err().map(|reason| {
+            format!(
+                "The schema of series '{}' cannot be applied, so no point of it is accepted \
+                 until an admin replaces it (PUT /api/metrictypes/{}/): {reason}",
+                self.row.series, self.row.series
+            )
+        })
+    }
+
     /// Explains why `value` does not match this type's schema, or `None` if it does.
     pub fn check(&self, value: &Value) -> Option<String> {
-        if self.validator.is_valid(value) {
+        let validator = match &self.validator {
+            Ok(v) => v,
+            Err(_) => return self.unusable(),
+        };
+        if validator.is_valid(value) {
             return None;
         }
-        let reasons: Vec<String> = self
-            .validator
+        let reasons: Vec<String> = validator
             .iter_errors(value)
             .take(3)
             .map(|e| {
-                let path = e.instance_path().to_string();
+                // A reason quotes the offending instance, and a path its keys: shortened,
+                // an answer's size does not grow with the size of the values it lists.
+                let path = shorten(e.instance_path().to_string());
+                let reason = shorten(e.to_string());
                 if path.is_empty() {
-                    e.to_string()
+                    reason
                 } else {
-                    format!("{e} (at {path})")
+                    format!("{reason} (at {path})")
                 }
             })
             .collect();
@@ -120,15 +181,13 @@ impl Catalogue {
             ..Snapshot::default()
         };
         for row in rows {
-            let validator = match jsonschema::validator_for(&row.schema) {
-                Ok(v) => v,
-                Err(e) => {
-                    // Schemas are checked on the way in; one that no longer compiles
-                    // (written by hand in SQL) is skipped, loudly.
-                    tracing::error!(series = %row.series, error = %e, "metric type schema does not compile; series disabled");
-                    continue;
-                }
-            };
+            // Schemas are checked on the way in; one that does not compile (stored
+            // before its pattern was refused, or written by hand in SQL) keeps the series
+            // queryable but refuses its new points, loudly.
+            let validator = compile_schema(&row.schema);
+            if let Err(e) = &validator {
+                tracing::error!(series = %row.series, error = %e, "metric type schema does not compile; new points of the series are refused");
+            }
             let entry = Arc::new(MetricType { row, validator });
             snapshot.by_id.insert(entry.id(), entry.clone());
             snapshot.by_name.insert(entry.row.series.clone(), entry);

@@ -3,8 +3,7 @@
 //! grows tenfold.
 
 use crate::helpers::{
-    SECOND, TestApp, TestDb, bulk_series, client, expected_points, free_port, load_points,
-    serve_command, time,
+    SECOND, ServerProcess, TestApp, TestDb, bulk_series, client, expected_points, load_points, time,
 };
 use chrono::{DateTime, TimeZone, Utc};
 use futures_util::StreamExt;
@@ -154,79 +153,19 @@ async fn exports_of_100k_points_parse_back_point_for_point() {
     assert_eq!(nd, "");
 }
 
-/// `VmHWM` (peak resident set) of a process, in kB.
-fn peak_rss_kb(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
-
-/// The real `seriesd serve` as a child process; killed on drop.
-struct Server {
-    child: std::process::Child,
-    address: String,
-}
-
-impl Server {
-    async fn start(db: &TestDb) -> Self {
-        let port = free_port();
-        let child = serve_command(db, port)
-            .env("WORKERS", "2")
-            .env("DB_POOL_SIZE", "4")
-            // One writer, one heavy connection and the reserve of two.
-            .env("INGEST_WRITERS", "1")
-            // Memory is the point here, not authentication.
-            .env("AUTH", "disabled")
-            .env("RUST_LOG", "warn")
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let server = Self {
-            child,
-            address: format!("http://127.0.0.1:{port}"),
-        };
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        loop {
-            let ok = client()
-                .get(format!("{}/health/", server.address))
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == 200);
-            if ok {
-                return server;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "seriesd serve did not come up"
-            );
-            actix_web::rt::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
+/// Streams an export, counting its lines without keeping it.
+async fn export_lines(server: &ServerProcess, params: &str) -> usize {
+    let mut resp = client()
+        .get(server.url(&format!("/api/timeseries/points/?{params}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut lines = 0;
+    while let Some(chunk) = resp.next().await {
+        lines += chunk.unwrap().iter().filter(|&&b| b == b'\n').count();
     }
-
-    /// Streams an export, counting its lines without keeping it.
-    async fn export_lines(&self, params: &str) -> usize {
-        let mut resp = client()
-            .get(format!("{}/api/timeseries/points/?{params}", self.address))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200);
-        let mut lines = 0;
-        while let Some(chunk) = resp.next().await {
-            lines += chunk.unwrap().iter().filter(|&&b| b == b'\n').count();
-        }
-        lines
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    lines
 }
 
 #[actix_web::test]
@@ -239,19 +178,17 @@ async fn an_exports_peak_memory_stays_flat_when_the_range_grows_tenfold() {
     let start = Utc.with_ymd_and_hms(2025, 6, 2, 0, 0, 0).unwrap();
     load_points(&db, small, sessions, series, start, SECOND, 50_000);
     load_points(&db, large, sessions, series, start, SECOND, 500_000);
-    let server = Server::start(&db).await;
-    let pid = server.child.id();
+    // Memory is the point here, not authentication.
+    let server = ServerProcess::start(&db, &[("AUTH", "disabled")]).await;
 
     let mut peaks = Vec::new();
     for (user, n) in [(small, 50_000), (large, 500_000)] {
         for format in ["csv", "ndjson"] {
-            let lines = server
-                .export_lines(&format!("user_id={user}&format={format}"))
-                .await;
+            let lines = export_lines(&server, &format!("user_id={user}&format={format}")).await;
             let header = usize::from(format == "csv");
             assert_eq!(lines, n + header, "{format}");
         }
-        peaks.push(peak_rss_kb(pid));
+        peaks.push(server.peak_rss_kb());
     }
     let growth_mb = (peaks[1] as f64 - peaks[0] as f64) / 1024.0;
     println!(

@@ -12,6 +12,7 @@ mod headers;
 mod health;
 mod helpers;
 mod hostile_input;
+mod hostile_memory;
 mod ingest;
 mod input_limits;
 mod jobs;

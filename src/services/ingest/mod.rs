@@ -9,11 +9,13 @@
 //! flush, and no request is acknowledged before its points are durable.
 
 mod batch;
+mod budget;
 mod bulk;
 mod parse;
 mod writers;
 
 pub use batch::*;
+pub use budget::*;
 pub use bulk::*;
 pub use parse::*;
 pub use writers::*;
@@ -23,6 +25,25 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
+
+/// The most errors one answer lists: bad points of a `POST /api/sessions/` body, refused
+/// lines of a bulk report. The rest are counted, not listed, so that an answer (and the
+/// memory that builds it) does not grow with the number of errors.
+pub const MAX_LISTED_ERRORS: usize = 100;
+
+/// A count written with thousands separators (`999,900`).
+pub(crate) fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// A validated session post, ready to write.
 #[derive(Debug, Clone)]
 pub struct SessionWrite {
@@ -56,4 +77,22 @@ pub struct IngestOutcome {
     pub updated: usize,
     /// Points that existed with the same value (a retry): nothing changed.
     pub unchanged: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_get_thousands_separators() {
+        for (n, text) in [
+            (0, "0"),
+            (999, "999"),
+            (1000, "1,000"),
+            (999_900, "999,900"),
+        ] {
+            assert_eq!(thousands(n), text);
+        }
+        assert_eq!(thousands(1_234_567_890), "1,234,567,890");
+    }
 }

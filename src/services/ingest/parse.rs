@@ -1,9 +1,10 @@
 //! Turning a posted session into rows: every point validated against its series' schema,
-//! all problems reported at once, by point (all-or-nothing).
+//! problems reported by point (all-or-nothing), the first [`MAX_LISTED_ERRORS`] of them
+//! listed and the others counted.
 
 use super::*;
 use crate::db::points::PointRow;
-use crate::domain::timestamp;
+use crate::domain::{point_value, timestamp};
 use crate::error::ApiError;
 use crate::services::catalogue::Snapshot;
 use chrono::{DateTime, Utc};
@@ -82,7 +83,10 @@ pub(super) fn spells_non_finite(value: &Value) -> bool {
 }
 
 /// Parses and validates a `POST /api/sessions/` body against the catalogue. Any bad
-/// point rejects the whole body, with an error for every point by position.
+/// point rejects the whole body, with DRF's positional list of point errors holding the
+/// first [`MAX_LISTED_ERRORS`] bad points and a `non_field_errors` message counting the
+/// others. Memory for errors stays bounded however many points are bad: good points are
+/// not kept once one is bad, and only the listed errors are.
 pub fn parse_session(
     body: &[u8],
     catalogue: &Snapshot,
@@ -156,24 +160,39 @@ pub fn parse_session(
         },
     };
 
-    let mut point_errors: Vec<Value> = Vec::with_capacity(items.len());
-    let mut any_point_error = false;
     let mut rows: Vec<PointRow> = Vec::with_capacity(items.len());
-    for raw in &items {
+    // The first MAX_LISTED_ERRORS bad points by position; the others are only counted.
+    let mut listed: Vec<(usize, Map<String, Value>)> = Vec::new();
+    let mut bad_points = 0usize;
+    for (i, raw) in items.iter().enumerate() {
         match parse_point(raw, catalogue) {
-            Ok(row) => {
-                point_errors.push(json!({}));
-                rows.push(row);
-            }
+            Ok(row) if bad_points == 0 => rows.push(row),
+            Ok(_) => {}
             Err((e, unknown)) => {
                 unknown_series |= unknown;
-                any_point_error = true;
-                point_errors.push(Value::Object(e));
+                if bad_points == 0 {
+                    // The body is refused: the rows parsed so far are of no more use.
+                    rows = Vec::new();
+                }
+                bad_points += 1;
+                if listed.len() < MAX_LISTED_ERRORS {
+                    listed.push((i, e));
+                }
             }
         }
     }
-    if any_point_error {
-        errors.insert("data".into(), Value::Array(point_errors));
+    if bad_points > 0 {
+        if bad_points > listed.len() {
+            errors.insert(
+                "non_field_errors".into(),
+                json!([format!(
+                    "Only the first {} points with errors are listed in data; {} more points have errors.",
+                    listed.len(),
+                    thousands(bad_points - listed.len())
+                )]),
+            );
+        }
+        errors.insert("data".into(), positional_errors(listed));
     }
     let (Some(user_id), Some(session_id)) = (user_id, session_id) else {
         return Err(Rejection {
@@ -188,27 +207,47 @@ pub fn parse_session(
         });
     }
     let received = rows.len();
-    // One point per (series, time); the later one in the request wins.
-    let mut index: HashMap<(i32, DateTime<Utc>), usize> = HashMap::with_capacity(rows.len());
-    let mut distinct: Vec<PointRow> = Vec::with_capacity(rows.len());
-    for mut row in rows {
-        row.user_id = user_id;
-        row.session_id = session_id;
-        match index.get(&(row.series_id, row.time)) {
-            Some(&i) => distinct[i] = row,
-            None => {
-                index.insert((row.series_id, row.time), distinct.len());
-                distinct.push(row);
-            }
-        }
-    }
+    let rows = distinct_points(rows, user_id, session_id);
     Ok(SessionWrite {
         user_id,
         session_id,
         start_ts,
-        rows: distinct,
+        rows,
         received,
     })
+}
+
+/// DRF's positional list of point errors: `{}` for each good point, up to the last
+/// listed bad one.
+fn positional_errors(listed: Vec<(usize, Map<String, Value>)>) -> Value {
+    let len = listed.last().map_or(0, |(i, _)| i + 1);
+    let mut data = vec![Value::Object(Map::new()); len];
+    for (i, e) in listed {
+        data[i] = Value::Object(e);
+    }
+    Value::Array(data)
+}
+
+/// Gives the rows their user and session and keeps one per (series, time), the later of
+/// two in the request, in place (a session's rows are its largest allocation).
+fn distinct_points(mut rows: Vec<PointRow>, user_id: Uuid, session_id: Uuid) -> Vec<PointRow> {
+    let mut index: HashMap<(i32, DateTime<Utc>), usize> = HashMap::with_capacity(rows.len());
+    // Rows before `kept` are distinct; those from `kept` to `next` are spent.
+    let mut kept = 0;
+    for next in 0..rows.len() {
+        rows[next].user_id = user_id;
+        rows[next].session_id = session_id;
+        match index.entry((rows[next].series_id, rows[next].time)) {
+            std::collections::hash_map::Entry::Occupied(at) => rows.swap(*at.get(), next),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(kept);
+                rows.swap(kept, next);
+                kept += 1;
+            }
+        }
+    }
+    rows.truncate(kept);
+    rows
 }
 
 /// One point; on failure the DRF error object for its position, and whether the
@@ -238,7 +277,13 @@ pub(super) fn parse_point(
             None
         }
         Some(Ok(Value::String(name))) => match catalogue.get(&name) {
-            Some(t) => Some(t.clone()),
+            Some(t) => match t.unusable() {
+                None => Some(t.clone()),
+                Some(reason) => {
+                    errors.insert("series".into(), json!([reason]));
+                    None
+                }
+            },
             None => {
                 unknown = true;
                 let shown: String = name.chars().take(255).collect();
@@ -278,14 +323,14 @@ pub(super) fn parse_point(
         }
     };
     let value_raw = fields.get("value");
-    let value = match value_raw.map(|r| serde_json::from_str::<Value>(r.get())) {
+    let value = match value_raw.map(|r| point_value::parse(r.get())) {
         None => {
             errors.insert("value".into(), json!([REQUIRED]));
             None
         }
         Some(Ok(v)) => Some(v),
         Some(Err(e)) => {
-            errors.insert("value".into(), json!([format!("Invalid JSON value: {e}")]));
+            errors.insert("value".into(), json!([e.to_string()]));
             None
         }
     };
@@ -297,9 +342,21 @@ pub(super) fn parse_point(
         }
         errors.insert("value".into(), json!([reason]));
     }
-    match (series, time, value, value_raw) {
-        (Some(series), Some(time), Some(value), Some(raw)) if errors.is_empty() => {
-            let (num, fields) = extract_numbers(&value);
+    let numbers = match (&series, &value) {
+        (Some(_), Some(value)) if !errors.contains_key("value") => {
+            let (num, fields) = extract_numbers(value);
+            match point_value::check_magnitudes(num, fields.iter().map(|(_, f)| f)) {
+                Ok(()) => Some((num, fields)),
+                Err(m) => {
+                    errors.insert("value".into(), json!([m]));
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+    match (series, time, numbers, value_raw) {
+        (Some(series), Some(time), Some((num, fields)), Some(raw)) if errors.is_empty() => {
             Ok(PointRow {
                 user_id: Uuid::nil(),
                 series_id: series.id(),

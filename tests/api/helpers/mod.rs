@@ -19,5 +19,5 @@ pub use rollup_checks::{
     after_first_rollup_run, assert_same_answers, one_day, uncached_app_refreshed_by_hand,
 };
 pub use sample_data::{add_series, ingest, scored_session, session_body, turbine_output};
-pub use server_process::{free_port, serve_command, sigterm, wait_for_port};
+pub use server_process::{ServerProcess, free_port, serve_command, sigterm, wait_for_port};
 pub use stored_points::{MINUTE, SECOND, bulk_series, expected_points, load_points, time};
