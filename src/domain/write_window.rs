@@ -15,11 +15,15 @@ pub struct WriteWindow {
 }
 
 impl WriteWindow {
-    /// The earliest and latest accepted times at `now`.
+    /// The earliest and latest accepted times at `now` (a window wider than chrono's
+    /// range reaches its end).
     pub fn bounds(&self, now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+        let days = |d: u32| TimeDelta::try_days(i64::from(d)).unwrap_or(TimeDelta::MAX);
         (
-            now - TimeDelta::days(i64::from(self.past_days)),
-            now + TimeDelta::days(i64::from(self.future_days)),
+            now.checked_sub_signed(days(self.past_days))
+                .unwrap_or(DateTime::<Utc>::MIN_UTC),
+            now.checked_add_signed(days(self.future_days))
+                .unwrap_or(DateTime::<Utc>::MAX_UTC),
         )
     }
 
@@ -67,5 +71,14 @@ mod tests {
         assert!(past.unwrap_err().contains("WRITE_WINDOW_PAST_DAYS"));
         let future = w.check([now + day + TimeDelta::microseconds(1)], now);
         assert!(future.unwrap_err().contains("WRITE_WINDOW_FUTURE_DAYS"));
+        // Windows wider than any date: everything passes, nothing overflows.
+        let wide = WriteWindow {
+            past_days: u32::MAX,
+            future_days: u32::MAX,
+        };
+        assert!(
+            wide.check([now - day * 100_000, now + day * 100_000], now)
+                .is_ok()
+        );
     }
 }
