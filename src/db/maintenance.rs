@@ -20,6 +20,9 @@ pub enum StorageMode {
     Timescaledb,
     /// A natively range-partitioned table with weekly partitions.
     NativePartitions,
+    /// Weekly partitions, as natively, of a table distributed by user over a Citus
+    /// cluster (this database is its coordinator).
+    Citus,
 }
 
 impl StorageMode {
@@ -27,7 +30,13 @@ impl StorageMode {
         match self {
             Self::Timescaledb => "timescaledb",
             Self::NativePartitions => "native-partitions",
+            Self::Citus => "citus",
         }
+    }
+
+    /// Whether the service makes and drops `points`' weekly partitions itself.
+    pub fn has_weekly_partitions(self) -> bool {
+        matches!(self, Self::NativePartitions | Self::Citus)
     }
 }
 
@@ -86,6 +95,9 @@ pub fn migrate(url: &DatabaseUrl) -> Result<usize, BoxError> {
     // Migrations that cut times into hours and days do it in UTC, like the service.
     diesel::connection::SimpleConnection::batch_execute(&mut conn, "SET TimeZone = 'UTC'")?;
     let applied = run_migrations(&mut conn)?;
+    if has_extension(&mut conn, "citus")? {
+        distribute(&mut conn)?;
+    }
     if unloaded_timescaledb(&mut conn)? && storage_mode(&mut conn)? == StorageMode::NativePartitions
     {
         tracing::warn!(
@@ -95,6 +107,80 @@ pub fn migrate(url: &DatabaseUrl) -> Result<usize, BoxError> {
         );
     }
     Ok(applied)
+}
+
+/// Tables whose rows belong to one user: distributed by `user_id` under Citus, and
+/// co-located, so that every statement about one user runs on one node.
+const USER_TABLES: [&str; 11] = [
+    "sessions",
+    "points",
+    "user_generations",
+    "rollup_hourly",
+    "rollup_daily",
+    "rollup_monthly",
+    "rollup_values_hourly",
+    "rollup_values_daily",
+    "rollup_values_monthly",
+    "rollup_invalidations",
+    "rollup_failures",
+];
+
+/// Tables every node reads whole: Citus reference tables. (Tokens and job runs stay on
+/// the coordinator, which every service connection goes through.)
+const CATALOGUE_TABLES: [&str; 2] = ["metric_types", "catalogue_version"];
+
+/// Distributes the tables over the Citus cluster this database coordinates (nodes,
+/// databases and the extension on each are the operator's). Idempotent: tables already
+/// distributed are left as they are.
+fn distribute(conn: &mut PgConnection) -> QueryResult<()> {
+    // Citus refuses triggers on reference tables; the application bumps the catalogue
+    // version itself (see `db::metric_types`).
+    // (Citus refuses even `DROP TRIGGER IF EXISTS` on a reference table: ask first.)
+    let trigger = diesel::sql_query(
+        "SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'metric_types_changed') AS flag",
+    )
+    .get_result::<Flag>(conn)?
+    .flag;
+    if trigger {
+        conn.batch_execute("DROP TRIGGER metric_types_changed ON metric_types")?;
+    }
+    let distributed = |conn: &mut PgConnection, table: &str| {
+        diesel::sql_query(
+            "SELECT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = $1::regclass) AS flag",
+        )
+        .bind::<diesel::sql_types::Text, _>(table)
+        .get_result::<Flag>(conn)
+        .map(|f| f.flag)
+    };
+    for table in CATALOGUE_TABLES {
+        if !distributed(conn, table)? {
+            diesel::sql_query("SELECT create_reference_table($1::regclass)")
+                .bind::<diesel::sql_types::Text, _>(table)
+                .execute(conn)?;
+        }
+    }
+    let mut colocate_with = "none";
+    for table in USER_TABLES {
+        if !distributed(conn, table)? {
+            diesel::sql_query(
+                "SELECT create_distributed_table($1::regclass, 'user_id', colocate_with => $2)",
+            )
+            .bind::<diesel::sql_types::Text, _>(table)
+            .bind::<diesel::sql_types::Text, _>(colocate_with)
+            .execute(conn)?;
+        }
+        colocate_with = USER_TABLES[0];
+    }
+    tracing::info!("tables distributed by user over the Citus cluster");
+    Ok(())
+}
+
+/// Whether `name` is installed in this database.
+fn has_extension(conn: &mut PgConnection, name: &str) -> QueryResult<bool> {
+    diesel::sql_query("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = $1) AS flag")
+        .bind::<diesel::sql_types::Text, _>(name)
+        .get_result::<Flag>(conn)
+        .map(|f| f.flag)
 }
 
 /// Whether the server has TimescaleDB installed but not loaded in this database.
@@ -115,10 +201,12 @@ pub fn storage_mode(conn: &mut PgConnection) -> QueryResult<StorageMode> {
     )
     .get_result::<Flag>(conn)?
     .flag;
-    Ok(if partitioned {
-        StorageMode::NativePartitions
-    } else {
+    Ok(if !partitioned {
         StorageMode::Timescaledb
+    } else if has_extension(conn, "citus")? {
+        StorageMode::Citus
+    } else {
+        StorageMode::NativePartitions
     })
 }
 

@@ -38,11 +38,24 @@ pub fn all(conn: &mut PgConnection) -> QueryResult<Vec<MetricTypeRow>> {
 
 /// Inserts the types that do not exist yet; returns how many it inserted.
 pub fn insert_missing(conn: &mut PgConnection, types: &[NewMetricType<'_>]) -> QueryResult<usize> {
-    diesel::insert_into(metric_types::table)
-        .values(types)
-        .on_conflict(metric_types::series)
-        .do_nothing()
+    conn.transaction(|conn| {
+        let inserted = diesel::insert_into(metric_types::table)
+            .values(types)
+            .on_conflict(metric_types::series)
+            .do_nothing()
+            .execute(conn)?;
+        bump_version(conn)?;
+        Ok(inserted)
+    })
+}
+
+/// Moves the catalogue version on; every change to `metric_types` does, in its own
+/// transaction. (A trigger does it too where the engine allows one: Citus refuses
+/// triggers on reference tables, so the application bumps it itself everywhere.)
+fn bump_version(conn: &mut PgConnection) -> QueryResult<()> {
+    diesel::sql_query("UPDATE catalogue_version SET version = version + 1 WHERE id")
         .execute(conn)
+        .map(|_| ())
 }
 
 #[derive(QueryableByName)]
@@ -97,13 +110,17 @@ pub fn insert(
     conn: &mut PgConnection,
     new: &NewMetricType<'_>,
 ) -> QueryResult<Option<MetricTypeRow>> {
-    diesel::insert_into(metric_types::table)
-        .values(new)
-        .on_conflict(metric_types::series)
-        .do_nothing()
-        .returning(MetricTypeRow::as_returning())
-        .get_result(conn)
-        .optional()
+    conn.transaction(|conn| {
+        let row = diesel::insert_into(metric_types::table)
+            .values(new)
+            .on_conflict(metric_types::series)
+            .do_nothing()
+            .returning(MetricTypeRow::as_returning())
+            .get_result(conn)
+            .optional()?;
+        bump_version(conn)?;
+        Ok(row)
+    })
 }
 
 /// Creates the type or replaces its schema, description and kind (keeping its id, so
@@ -113,26 +130,30 @@ pub fn upsert(
     new: &NewMetricType<'_>,
 ) -> QueryResult<(MetricTypeRow, bool)> {
     use diesel::upsert::excluded;
-    diesel::insert_into(metric_types::table)
-        .values(new)
-        .on_conflict(metric_types::series)
-        .do_update()
-        .set((
-            metric_types::schema.eq(excluded(metric_types::schema)),
-            metric_types::description.eq(excluded(metric_types::description)),
-            metric_types::kind.eq(excluded(metric_types::kind)),
-            metric_types::updated_at.eq(diesel::dsl::now),
-        ))
-        // `xmax = 0` holds for a row this statement inserted, not for one it updated.
-        .returning((
-            MetricTypeRow::as_returning(),
-            diesel::dsl::sql::<diesel::sql_types::Bool>("(xmax = 0)"),
-        ))
-        .get_result(conn)
+    conn.transaction(|conn| {
+        bump_version(conn)?;
+        diesel::insert_into(metric_types::table)
+            .values(new)
+            .on_conflict(metric_types::series)
+            .do_update()
+            .set((
+                metric_types::schema.eq(excluded(metric_types::schema)),
+                metric_types::description.eq(excluded(metric_types::description)),
+                metric_types::kind.eq(excluded(metric_types::kind)),
+                metric_types::updated_at.eq(diesel::dsl::now),
+            ))
+            // `xmax = 0` holds for a row this statement inserted, not for one it updated.
+            .returning((
+                MetricTypeRow::as_returning(),
+                diesel::dsl::sql::<diesel::sql_types::Bool>("(xmax = 0)"),
+            ))
+            .get_result(conn)
+    })
 }
 
 /// Deletes the type's row (not its points).
 pub fn delete(conn: &mut PgConnection, id: i32) -> QueryResult<usize> {
+    bump_version(conn)?;
     diesel::delete(metric_types::table.filter(metric_types::id.eq(id))).execute(conn)
 }
 

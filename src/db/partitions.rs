@@ -70,7 +70,7 @@ impl PartitionManager {
         }
         let mode = super::maintenance::storage_mode(conn)?;
         *self.mode.write().unwrap_or_else(|e| e.into_inner()) = Some(mode);
-        if mode == StorageMode::NativePartitions {
+        if mode.has_weekly_partitions() {
             self.reload(conn)?;
         }
         Ok(mode)
@@ -113,7 +113,7 @@ impl PartitionManager {
         conn: &mut PgConnection,
         weeks: &BTreeSet<i64>,
     ) -> QueryResult<usize> {
-        if self.mode(conn)? != StorageMode::NativePartitions {
+        if !self.mode(conn)?.has_weekly_partitions() {
             return Ok(0);
         }
         let missing: Vec<i64> = {

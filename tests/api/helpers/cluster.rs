@@ -152,3 +152,49 @@ pub fn extension_bin(extension: &str) -> Option<PathBuf> {
     let bin = String::from_utf8(out.stdout).unwrap();
     Some(PathBuf::from(bin.trim()))
 }
+
+/// A Citus cluster of a test's own: a coordinator and `workers` worker nodes, each a
+/// [`Cluster`] of the private Citus copy, with database `database` and the extension made
+/// on every node and the workers added to the coordinator (as an operator sets one up).
+pub struct CitusCluster {
+    pub coordinator: Cluster,
+    pub workers: Vec<Cluster>,
+}
+
+impl CitusCluster {
+    pub fn create(bin: &Path, workers: usize, database: &str) -> Self {
+        use diesel::prelude::*;
+        let node = || Cluster::create_with(bin, &["shared_preload_libraries=citus"]);
+        let coordinator = node();
+        let workers: Vec<Cluster> = (0..workers).map(|_| node()).collect();
+        for cluster in std::iter::once(&coordinator).chain(&workers) {
+            let mut admin = PgConnection::establish(&cluster.url("postgres")).unwrap();
+            diesel::sql_query(format!("CREATE DATABASE {database}"))
+                .execute(&mut admin)
+                .unwrap();
+            let mut conn = PgConnection::establish(&cluster.url(database)).unwrap();
+            diesel::sql_query("CREATE EXTENSION citus")
+                .execute(&mut conn)
+                .unwrap();
+        }
+        let mut conn = PgConnection::establish(&coordinator.url(database)).unwrap();
+        diesel::sql_query(format!(
+            "SELECT citus_set_coordinator_host('127.0.0.1', {})",
+            coordinator.port
+        ))
+        .execute(&mut conn)
+        .unwrap();
+        for worker in &workers {
+            diesel::sql_query(format!(
+                "SELECT citus_add_node('127.0.0.1', {})",
+                worker.port
+            ))
+            .execute(&mut conn)
+            .unwrap();
+        }
+        Self {
+            coordinator,
+            workers,
+        }
+    }
+}

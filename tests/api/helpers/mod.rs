@@ -13,7 +13,7 @@ pub use app::{
     FORBIDDEN, TestApp, assert_throttled, client, client_with, raw_exchange, send, settings_for,
     start_server,
 };
-pub use cluster::{Cluster, extension_bin};
+pub use cluster::{CitusCluster, Cluster, extension_bin};
 pub use database::{TestDb, count, drop_database, expected_storage, series_id};
 pub use rollup_checks::{
     after_first_rollup_run, assert_same_answers, one_day, uncached_app_refreshed_by_hand,
