@@ -3,7 +3,7 @@
 CARGO ?= cargo
 BIN := ./target/release/seriesd
 
-.PHONY: run build init migrate seed test test-timescaledb fuzz fmt lint openapi api-check bench bench-ingest bench-query bench-hostile
+.PHONY: run build init migrate seed test test-timescaledb test-citus fuzz fmt lint openapi api-check bench bench-ingest bench-query bench-hostile
 
 # `make fuzz`: cases per property, and the most seconds the whole run may take.
 FUZZ_CASES ?= 50000
@@ -38,6 +38,9 @@ test: ## every test against the PostgreSQL and Redis on loopback, then the stora
 
 test-timescaledb: ## the storage tests against a throwaway TimescaleDB cluster (skipped without ../shared/pg-extensions)
 	scripts/on-engine.sh timescaledb $(CARGO) nextest run --no-fail-fast -E '$(STORAGE_TESTS)'
+
+test-citus: ## the storage tests against a throwaway three-node Citus cluster (not yet part of `make test`: see docs/testing.md)
+	scripts/on-engine.sh citus $(CARGO) nextest run --no-fail-fast -E '$(STORAGE_TESTS)'
 
 fuzz: ## the parser properties (src/parser_fuzz.rs) with FUZZ_CASES cases each, stopped after FUZZ_SECONDS
 	PROPTEST_CASES=$(FUZZ_CASES) timeout $(FUZZ_SECONDS) $(CARGO) nextest run --no-fail-fast -E 'test(/^parser_fuzz::fuzz_/)'

@@ -23,10 +23,14 @@ pub fn server_url() -> String {
     })
 }
 
-/// The storage the test server's databases get, from the server's own settings: a
-/// hypertable where it preloads TimescaleDB, else native weekly partitions (what
-/// `/health/` must report). The suite runs on either (`TEST_DATABASE_URL`).
+/// The storage the test server's databases get, from the server's own settings: Citus
+/// where the tests were given its workers, a hypertable where the server preloads
+/// TimescaleDB, else native weekly partitions (what `/health/` must report). The suite
+/// runs on any (`TEST_DATABASE_URL`).
 pub fn expected_storage() -> &'static str {
+    if !citus_workers().is_empty() {
+        return "citus";
+    }
     #[derive(QueryableByName)]
     struct Preloaded {
         #[diesel(sql_type = diesel::sql_types::Bool)]
@@ -71,6 +75,9 @@ impl TestDb {
     pub fn create() -> Self {
         sweep_leftovers();
         let url = Self::unique_url();
+        if !citus_workers().is_empty() {
+            make_citus_database(&url);
+        }
         maintenance::migrate(&url).expect("migrate test database");
         let mut conn = PgConnection::establish(url.as_str()).expect("connect");
         seed::seed_metric_types(&mut conn).expect("seed");
@@ -105,6 +112,65 @@ impl Drop for TestDb {
 pub fn drop_database(name: &str) {
     if let Ok(mut admin) = PgConnection::establish(&server_url()) {
         let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"));
+    }
+    for port in citus_workers() {
+        if let Ok(mut admin) = PgConnection::establish(&worker_url(port, "postgres")) {
+            let _ =
+                admin.batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"));
+        }
+    }
+}
+
+/// The worker ports of the Citus cluster whose coordinator is the test server
+/// (`TEST_CITUS_WORKERS`, comma-separated ports on 127.0.0.1, set by
+/// `scripts/on-engine.sh citus`); empty for other engines.
+fn citus_workers() -> Vec<u16> {
+    std::env::var("TEST_CITUS_WORKERS")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|p| p.trim().parse().ok())
+        .collect()
+}
+
+fn worker_url(port: u16, database: &str) -> String {
+    format!("postgres://postgres@127.0.0.1:{port}/{database}?gssencmode=disable")
+}
+
+/// Makes `url`'s database a Citus cluster's, as an operator would: the database and the
+/// extension on the coordinator and every worker, and the workers added to it (each
+/// database of a Citus cluster has its own node list). `seriesd migrate` distributes.
+fn make_citus_database(url: &DatabaseUrl) {
+    let name = url.database_name();
+    let mut admin = PgConnection::establish(&url.maintenance_url()).expect("coordinator");
+    admin
+        .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+        .expect("create the database on the coordinator");
+    let workers = citus_workers();
+    for &port in &workers {
+        let mut admin = PgConnection::establish(&worker_url(port, "postgres")).expect("worker");
+        admin
+            .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+            .expect("create the database on a worker");
+        let mut conn = PgConnection::establish(&worker_url(port, name)).expect("worker db");
+        conn.batch_execute("CREATE EXTENSION citus")
+            .expect("citus on a worker");
+    }
+    let coordinator_port = url
+        .as_str()
+        .split("://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|authority| authority.rsplit(':').next())
+        .and_then(|port| port.parse::<u16>().ok())
+        .expect("the coordinator's port in TEST_DATABASE_URL");
+    let mut conn = PgConnection::establish(url.as_str()).expect("coordinator db");
+    conn.batch_execute(&format!(
+        "CREATE EXTENSION citus; SELECT citus_set_coordinator_host('127.0.0.1', {coordinator_port});"
+    ))
+    .expect("citus on the coordinator");
+    for port in workers {
+        conn.batch_execute(&format!("SELECT citus_add_node('127.0.0.1', {port})"))
+            .expect("add a worker");
     }
 }
 
