@@ -9,20 +9,8 @@ use uuid::Uuid;
 
 /// Increases the generation of each user; call inside the writing transaction.
 pub fn bump(conn: &mut PgConnection, users: &[Uuid]) -> QueryResult<()> {
-    if users.is_empty() {
-        return Ok(());
-    }
-    let mut users = users.to_vec();
-    users.sort();
-    users.dedup();
-    diesel::sql_query(
-        "INSERT INTO user_generations AS g (user_id, generation)
-         SELECT u, 1 FROM unnest($1::uuid[]) u ORDER BY u
-         ON CONFLICT (user_id) DO UPDATE SET generation = g.generation + 1",
-    )
-    .bind::<Array<SqlUuid>, _>(users)
-    .execute(conn)
-    .map(|_| ())
+    let spans: Vec<(Uuid, Option<Span>)> = users.iter().map(|&u| (u, None)).collect();
+    bump_spanning(conn, &spans)
 }
 
 /// The times within which a user's points lie: every write widens it, deletions leave it

@@ -80,15 +80,14 @@ pub fn load_points(
     .execute(&mut conn)
     .unwrap();
     // Written behind the service's back: widen the user's span as ingest would.
-    diesel::sql_query(
-        "INSERT INTO user_generations AS g (user_id, generation, first_time, last_time)
-         SELECT $1, 1, min(time), max(time) FROM points WHERE user_id = $1
-         ON CONFLICT (user_id) DO UPDATE SET generation = g.generation + 1,
-             first_time = least(g.first_time, excluded.first_time),
-             last_time = greatest(g.last_time, excluded.last_time)",
+    let last = start + spacing * i32::try_from((n - 1) / 2).unwrap();
+    seriesd::db::generations::bump_spanning(
+        &mut conn,
+        &[(
+            user,
+            Some(seriesd::db::generations::Span { first: start, last }),
+        )],
     )
-    .bind::<diesel::sql_types::Uuid, _>(user)
-    .execute(&mut conn)
     .unwrap();
     diesel::sql_query("ANALYZE points")
         .execute(&mut conn)
