@@ -5,7 +5,7 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY migrations ./migrations
-# ReDoc's script is embedded in the binary (include_bytes!).
+# ReDoc's script and the explorer's files are embedded in the binary (include_bytes!).
 COPY assets ./assets
 RUN cargo build --release --locked
 

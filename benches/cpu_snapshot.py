@@ -5,9 +5,11 @@
 - "pg_bench": PostgreSQL backends connected to the benchmark database (by command line);
 - "pg_all": every PostgreSQL process, plus what exited children of the postmaster used
   (other users of the same PostgreSQL server are included, so compare with pg_bench);
-- "busy" / "total": the whole machine, from /proc/stat.
+- "busy" / "total": the whole machine, from /proc/stat;
+- with `NAME=DATADIR` arguments, "cluster:NAME": a PostgreSQL cluster of its own (the
+  postmaster of DATADIR, its processes, and what its exited children used).
 
-Usage: cpu_snapshot.py SERVER_PID DATABASE_NAME
+Usage: cpu_snapshot.py SERVER_PID DATABASE_NAME [NAME=DATADIR ...]
 """
 
 import json
@@ -24,9 +26,33 @@ def stat_fields(pid):
     return raw[raw.rindex(")") + 2 :].split()
 
 
+def cluster_seconds(datadir):
+    """CPU seconds of the cluster whose postmaster runs on DATADIR, 0 when it is down."""
+    try:
+        with open(f"{datadir}/postmaster.pid") as f:
+            postmaster = int(f.readline())
+        f = stat_fields(postmaster)
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    total = sum(int(x) for x in f[11:15]) / HZ
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            child = stat_fields(pid)
+        except (OSError, ValueError):
+            continue
+        if int(child[1]) == postmaster:
+            total += (int(child[11]) + int(child[12])) / HZ
+    return total
+
+
 def main():
     server_pid, dbname = sys.argv[1], sys.argv[2]
     out = {"seriesd": 0.0, "pg_bench": 0.0, "pg_all": 0.0}
+    for arg in sys.argv[3:]:
+        name, datadir = arg.split("=", 1)
+        out[f"cluster:{name}"] = cluster_seconds(datadir)
     try:
         f = stat_fields(server_pid)
         out["seriesd"] = (int(f[11]) + int(f[12])) / HZ

@@ -38,55 +38,19 @@ A_BASE=a0000000-0000-4000-8000-000000000000
 B_BASE=b0000000-0000-4000-8000-000000000000
 B_END=b0000000-0000-4000-8000-0000ffffffff
 
-log() { printf '\n== %s\n' "$*" >&2; }
-die() {
-    printf 'bench-ingest: error: %s\n' "$*" >&2
-    exit 1
-}
+BENCH_NAME=bench-ingest
+# shellcheck source=benches/server.sh
+source "$ROOT/benches/server.sh"
 
 [[ -x $BIN ]] || die "$BIN is missing: run 'cargo build --release' (make bench-ingest does)"
 command -v psql >/dev/null || die "psql is not installed"
 command -v curl >/dev/null || die "curl is not installed"
 command -v python3 >/dev/null || die "python3 is not installed"
 
-admin_psql() { PGOPTIONS='-c client_min_messages=warning' psql "$PG_URL/postgres" -X -v ON_ERROR_STOP=1 -qAt "$@"; }
-bench_psql() { psql "$DATABASE_URL" -X -v ON_ERROR_STOP=1 -qAt "$@"; }
-
 WORK=$(mktemp -d -t bench-ingest.XXXXXX)
 SERVER_PID=
 
-stop_server() {
-    if [[ -n $SERVER_PID ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        for _ in $(seq 1 400); do
-            kill -0 "$SERVER_PID" 2>/dev/null || break
-            sleep 0.1
-        done
-        if kill -0 "$SERVER_PID" 2>/dev/null; then
-            echo "bench-ingest: server did not stop within 40 s; killing it" >&2
-            kill -KILL "$SERVER_PID" 2>/dev/null || true
-        fi
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
-    SERVER_PID=
-}
-
-cleanup() {
-    local status=$?
-    set +e
-    stop_server
-    admin_psql -c "DROP DATABASE IF EXISTS \"$DB\" WITH (FORCE)" >/dev/null 2>&1 ||
-        echo "bench-ingest: could not drop database $DB" >&2
-    if [[ $status -ne 0 && -f $WORK/server.log ]]; then
-        echo "bench-ingest: failed (exit $status); last lines of the server log:" >&2
-        tail -n 30 "$WORK/server.log" >&2
-    fi
-    rm -rf "$WORK"
-    exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+clean_up_on_exit
 
 # Loopback connections without TLS (BENCH_SSLMODE), for the service and the raw `\copy`
 # alike: libpq's default (`prefer`) encrypts even on one machine, ~4% of the CPU here.
@@ -97,31 +61,14 @@ export RUST_LOG=${BENCH_RUST_LOG:-warn}
 # the service, so it is off for the benchmark server.
 export RATE_LIMIT_PER_SEC=0
 
-log "fresh database $DB"
-admin_psql -c "DROP DATABASE IF EXISTS \"$DB\" WITH (FORCE)" >/dev/null
-"$BIN" migrate
-"$BIN" seed
-# An admin token for `seriesd stress`, which reads it from SERIESD_TOKEN.
-SERIESD_TOKEN=$("$BIN" token create --admin --name bench-ingest)
-export SERIESD_TOKEN
+fresh_database
 
-PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+PORT=$(free_port)
 URL=http://127.0.0.1:$PORT
 log "starting the server on $URL"
 LISTEN_ADDR=127.0.0.1:$PORT "$BIN" serve --no-migrate >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
-up=
-for _ in $(seq 1 300); do
-    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-        die "the server exited during start-up (log above)"
-    fi
-    if curl -fsS --max-time 2 "$URL/health/" >"$WORK/health.json" 2>/dev/null; then
-        up=1
-        break
-    fi
-    sleep 0.2
-done
-[[ -n $up ]] || die "the server did not answer $URL/health/ within 60 s"
+wait_for_health "$URL" "$WORK/health.json"
 cat "$WORK/health.json" >&2
 echo >&2
 

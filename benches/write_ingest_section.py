@@ -6,10 +6,9 @@ Usage: write_ingest_section.py RESULTS.json BENCHMARKS.md
 """
 
 import json
-import re
 import sys
 
-HEADER = "# Benchmarks\n\nFigures measured on our own machines; each section is rewritten by its script.\n"
+from benchmarks_md import replace_section
 
 
 def plural(n, word):
@@ -100,20 +99,7 @@ def main():
     with open(results_path) as f:
         results = json.load(f)
     section = render(results)
-    try:
-        with open(md_path) as f:
-            text = f.read()
-    except FileNotFoundError:
-        text = HEADER
-    # The section runs from its heading to the next level-2 heading (or the end).
-    pattern = re.compile(r"^## Ingest[ \t]*\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    text = text.rstrip("\n") + "\n"
-    with open(md_path, "w") as f:
-        f.write(text)
+    replace_section(md_path, "Ingest", section)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-//! Mixed load for `make bench-query`: CLIENTS connections for SECONDS, 80% uncached
-//! queries and 20% 10-point ingests, while the rollup lag is sampled from /metrics.
+//! Mixed load for `make bench-query` and `make bench-replicas`: CLIENTS connections for
+//! SECONDS, 80% uncached queries and 20% 10-point ingests, while the rollup lag (and
+//! the read replicas' lag, if any) is sampled from /metrics.
 //!
 //! usage: mixed_load HOST PORT SECONDS CLIENTS USER_BASE USERS [RATE]
 //!
@@ -73,6 +74,8 @@ struct Totals {
     errors: Cell<u64>,
     max_lag: Cell<Option<f64>>,
     lag_samples: Cell<u64>,
+    /// The largest `seriesd_replica_lag_seconds` of any read replica sampled.
+    max_replica_lag: Cell<Option<f64>>,
     /// With MIXED_LOAD_TRACE=FILE: every answered request as (sent, shape or 3 for an
     /// ingest, latency), written to FILE at the end.
     trace: RefCell<Vec<(Instant, usize, Duration)>>,
@@ -212,6 +215,14 @@ async fn sampler(client: Client, base: String, totals: Rc<Totals>, until: Instan
                 totals.max_lag.set(Some(max));
                 totals.lag_samples.set(totals.lag_samples.get() + 1);
             }
+            let replica_lags = text
+                .lines()
+                .filter(|l| l.starts_with("seriesd_replica_lag_seconds{"))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok());
+            for lag in replica_lags {
+                let max = totals.max_replica_lag.get().map_or(lag, |m| m.max(lag));
+                totals.max_replica_lag.set(Some(max));
+            }
         }
         actix_web::rt::time::sleep(Duration::from_millis(500)).await;
     }
@@ -268,6 +279,7 @@ fn main() -> Result<(), BoxError> {
         "query_p50_ms": round(q.quantile_ms(0.5)), "query_p99_ms": round(q.quantile_ms(0.99)),
         "ingest_p50_ms": round(i.quantile_ms(0.5)), "ingest_p99_ms": round(i.quantile_ms(0.99)),
         "max_rollup_lag_s": totals.max_lag.get().map(round), "lag_samples": totals.lag_samples.get(),
+        "max_replica_lag_s": totals.max_replica_lag.get().map(round),
         "queries_per_s": round(q.total() as f64 / seconds),
         "ingest_points_per_s": round(i.total() as f64 * 10.0 / seconds),
         "query_p50_p99_ms_by_shape": totals.by_shape.iter().zip(SHAPES).map(|(h, (series, interval, days))| {

@@ -44,10 +44,14 @@ for n in $(seq 1 "$nodes"); do
   as_postgres mkdir -p "$node"
   port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   as_postgres "$bin/initdb" -D "$node/data" -A trust -U postgres --no-sync >/dev/null
-  # The system server's limits, so that the suite meets the same bounds on each engine.
+  # The system server's limits, so that the suite meets the same bounds on each engine;
+  # a Citus worker takes several connections from the coordinator per client (one per
+  # shard a statement reaches at once), so workers get more.
+  connections=100
+  [ "$engine" = citus ] && [ "$n" -gt 1 ] && connections=300
   as_postgres "$bin/pg_ctl" -D "$node/data" -l "$node/log" -w -o \
     "-p $port -c listen_addresses=127.0.0.1 -k $node -c shared_preload_libraries=$preload \
-     -c max_connections=100" start >/dev/null
+     -c max_connections=$connections" start >/dev/null
   ports+=("$port")
 done
 echo "== $engine cluster on port(s) ${ports[*]}"

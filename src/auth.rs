@@ -34,19 +34,28 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 /// The routes anyone may call without a token: health for load balancers, metrics for
-/// Prometheus (they carry route patterns and counts, never user data), and the API's
-/// own description. Every other path, unknown ones included, needs a token.
+/// Prometheus (they carry route patterns and counts, never user data), the API's own
+/// description, and the explorer's page and files (which hold no data: the page asks
+/// the API with the token its user gives it). Every other path, unknown ones included,
+/// needs a token.
 pub const PUBLIC_PATHS: &[&str] = &[
     "/health/",
     "/metrics/",
     "/api/schema/",
     "/redoc/",
     "/redoc/redoc.standalone.js/",
+    "/ui/",
+    "/ui/{file}/",
 ];
 
-/// Whether `path` (as routed: with its trailing slash) is one of [`PUBLIC_PATHS`].
+/// Whether `path` (as routed: with its trailing slash) is one of [`PUBLIC_PATHS`], or
+/// a file of the explorer (`/ui/<name>/`, one segment; unknown names are a 404).
 pub fn is_public(path: &str) -> bool {
     PUBLIC_PATHS.contains(&path)
+        || path
+            .strip_prefix("/ui/")
+            .and_then(|rest| rest.strip_suffix('/'))
+            .is_some_and(|name| !name.is_empty() && !name.contains('/'))
 }
 
 /// Who is calling: the token's id (none when `AUTH=disabled`) and what it may do.
@@ -298,6 +307,24 @@ pub async fn authenticate(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_listed_paths_and_one_level_under_ui_are_public() {
+        for path in ["/ui/", "/ui/main.js/", "/redoc/", "/health/"] {
+            assert!(is_public(path), "{path}");
+        }
+        for path in [
+            "/uifoo/",
+            "/ui",
+            "/ui//",
+            "/ui/a/b/",
+            "/ui/../api/timeseries/points/",
+            "/ui/main.js",
+            "/api/timeseries/points/",
+        ] {
+            assert!(!is_public(path), "{path}");
+        }
+    }
 
     fn token(id: i64) -> Option<ActiveToken> {
         Some(ActiveToken {

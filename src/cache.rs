@@ -63,6 +63,16 @@ impl Cache {
         }
     }
 
+    /// Removes every entry whose key starts with `prefix`, spending at most `budget` on
+    /// it; returns how many went. An entry it does not reach (Redis down or slow, the
+    /// budget spent) stays until its TTL.
+    pub async fn remove_prefixed(&self, prefix: &str, budget: Duration) -> usize {
+        match self {
+            Self::Redis(r) => r.remove_prefixed(prefix, budget).await,
+            Self::Memory(m) => m.remove_prefixed(prefix),
+        }
+    }
+
     /// Whether the cache answers now (for `/health/`).
     pub async fn reachable(&self) -> bool {
         match self {
@@ -153,6 +163,54 @@ impl RedisCache {
         }
     }
 
+    async fn remove_prefixed(&self, prefix: &str, budget: Duration) -> usize {
+        let Some(mut conn) = self.connection().await else {
+            return 0;
+        };
+        let deadline = Instant::now() + budget;
+        let pattern = format!("{}*", glob_escape(prefix));
+        let mut cursor = 0u64;
+        let mut removed = 0;
+        while Instant::now() < deadline {
+            let mut scan = redis::cmd("SCAN");
+            scan.arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(SCAN_COUNT);
+            let scan = scan.query_async::<(u64, Vec<String>)>(&mut conn);
+            let (next, keys) = match tokio::time::timeout(self.timeout, scan).await {
+                Ok(Ok(page)) => page,
+                Ok(Err(e)) => {
+                    self.mark_down(&e.to_string());
+                    break;
+                }
+                Err(_) => {
+                    self.mark_down("SCAN timed out");
+                    break;
+                }
+            };
+            if !keys.is_empty() {
+                match tokio::time::timeout(self.timeout, conn.del::<_, usize>(&keys)).await {
+                    Ok(Ok(n)) => removed += n,
+                    Ok(Err(e)) => {
+                        self.mark_down(&e.to_string());
+                        break;
+                    }
+                    Err(_) => {
+                        self.mark_down("DEL timed out");
+                        break;
+                    }
+                }
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        removed
+    }
+
     async fn ping(&self) -> bool {
         let Some(mut conn) = self.connection().await else {
             return false;
@@ -166,6 +224,22 @@ impl RedisCache {
             Ok(Ok(_))
         )
     }
+}
+
+/// Keys one `SCAN` call looks at.
+const SCAN_COUNT: usize = 1000;
+
+/// `s` with Redis's glob characters escaped, so that a `MATCH` pattern takes it
+/// literally.
+fn glob_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\' | '^') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// An entry: when it expires, and the body.
@@ -186,6 +260,13 @@ impl MemoryCache {
         }
     }
 
+    fn remove_prefixed(&self, prefix: &str) -> usize {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let before = entries.len();
+        entries.retain(|key, _| !key.starts_with(prefix));
+        before - entries.len()
+    }
+
     fn set(&self, key: &str, value: Vec<u8>, ttl: Duration) {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         if entries.len() >= MEMORY_CAPACITY {
@@ -196,5 +277,28 @@ impl MemoryCache {
             }
         }
         entries.insert(key.to_string(), (Instant::now() + ttl, Arc::new(value)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_characters_are_taken_literally() {
+        assert_eq!(glob_escape("a*b?[c]\\^"), "a\\*b\\?\\[c\\]\\\\\\^");
+        assert_eq!(glob_escape("seriesd:ts:v1:"), "seriesd:ts:v1:");
+    }
+
+    #[actix_web::test]
+    async fn removing_a_prefix_keeps_other_keys() {
+        let cache = Cache::Memory(MemoryCache::default());
+        let ttl = Duration::from_secs(60);
+        cache.set("p:u1:1", vec![1], ttl).await;
+        cache.set("p:u1:2", vec![2], ttl).await;
+        cache.set("p:u2:1", vec![3], ttl).await;
+        assert_eq!(cache.remove_prefixed("p:u1:", ttl).await, 2);
+        assert_eq!(cache.get("p:u1:1").await, None);
+        assert_eq!(cache.get("p:u2:1").await, Some(vec![3]));
     }
 }

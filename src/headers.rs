@@ -6,11 +6,12 @@ use actix_cors::Cors;
 use actix_web::http::header;
 use actix_web::middleware::DefaultHeaders;
 
-/// The content security policy. Answers are JSON or text, which need nothing; the one
-/// page, ReDoc (`/redoc/`), loads its script from this server, fetches `/api/schema/`,
-/// injects `<style>` elements (styled-components), starts its search worker from a
-/// `blob:` URL and draws a few `data:` images. Nothing else is allowed, and no page
-/// may be framed.
+/// The content security policy. Answers are JSON or text, which need nothing; ReDoc
+/// (`/redoc/`) loads its script from this server, fetches `/api/schema/`, injects
+/// `<style>` elements (styled-components), starts its search worker from a `blob:` URL
+/// and draws a few `data:` images; the explorer (`/ui/`) needs less (its modules and
+/// style sheets from this server, its requests to it). Nothing else is allowed, and no
+/// page may be framed.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
      style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; \
      connect-src 'self'; worker-src 'self' blob:; frame-ancestors 'none'; \
@@ -40,6 +41,9 @@ pub fn cors(origins: &CorsOrigins) -> Option<Cors> {
                 header::WWW_AUTHENTICATE,
                 header::CONTENT_DISPOSITION,
                 header::HeaderName::from_static("x-cache"),
+                header::HeaderName::from_static("x-downsampled"),
+                header::HeaderName::from_static("x-points-total"),
+                header::HeaderName::from_static("x-points-kept"),
             ])
             .max_age(3600)
             // An origin not on the list gets no CORS headers (the browser then keeps

@@ -4,7 +4,7 @@ use clap::{Parser, Subcommand};
 use seriesd::config::Settings;
 use seriesd::db::maintenance;
 use seriesd::error::BoxError;
-use seriesd::services::seed;
+use seriesd::services::{demo_data, seed};
 use seriesd::startup::Application;
 use std::process::ExitCode;
 
@@ -26,7 +26,12 @@ enum Command {
     /// Create the database if missing, then apply pending migrations.
     Migrate,
     /// Insert the seed metric types that are missing (idempotent).
-    Seed,
+    Seed {
+        /// Also load half a year of a demo user's sessions, up to now (idempotent: a
+        /// second load adds only the hours that came since).
+        #[arg(long)]
+        demo: bool,
+    },
     /// Load generated sessions through the HTTP API of a running server.
     Stress(seriesd::stress::StressArgs),
     /// Manage API tokens: create, list, revoke, ensure-dev.
@@ -82,7 +87,7 @@ fn main() -> ExitCode {
         Command::Migrate => maintenance::migrate(&settings.database_url).map(|applied| {
             println!("migrations applied: {applied}");
         }),
-        Command::Seed => seed_command(&settings),
+        Command::Seed { demo } => seed_command(&settings, demo),
         Command::Stress(args) => seriesd::stress::run(args),
         Command::Token(command) => seriesd::token_command::run(&settings, command),
         Command::Openapi => Ok(()),
@@ -105,9 +110,24 @@ fn serve(settings: Settings) -> Result<(), BoxError> {
     })
 }
 
-fn seed_command(settings: &Settings) -> Result<(), BoxError> {
+fn seed_command(settings: &Settings, demo: bool) -> Result<(), BoxError> {
     let mut conn = seriesd::db::connect(settings.database_url.as_str())?;
     let inserted = seed::seed_metric_types(&mut conn)?;
     println!("metric types inserted: {inserted}");
+    if demo {
+        let pool = seriesd::db::build_pool(settings, 1);
+        let load = demo_data::load(&pool, chrono::Utc::now(), settings.rollup_append_hours)?;
+        let user = demo_data::DEMO_USER;
+        println!(
+            "demo user {user}: {} sessions, {} points ({} new, {} changed)",
+            load.sessions, load.points, load.inserted, load.updated
+        );
+        // The link names a loopback address when the service listens on all of them.
+        let mut address = settings.listen_addr;
+        if address.ip().is_unspecified() {
+            address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        println!("explore it at http://{address}/ui/#user_id={user} with a token");
+    }
     Ok(())
 }

@@ -4,6 +4,7 @@
 use crate::cache::Cache;
 use crate::config::{AuthMode, Settings};
 use crate::db::heavy::HeavyWork;
+use crate::db::replicas::Reads;
 use crate::db::{self, maintenance, partitions::PartitionManager};
 use crate::error::BoxError;
 use crate::jobs;
@@ -65,6 +66,15 @@ impl Application {
             settings.ingest_batch_points,
             settings.rollup_append_hours,
         );
+        if settings.compress_after_weeks.is_some()
+            && partitions
+                .known_mode()
+                .is_some_and(|m| m != maintenance::StorageMode::Timescaledb)
+        {
+            tracing::warn!(
+                "COMPRESS_AFTER_WEEKS is set but the points are not in a TimescaleDB hypertable: nothing is compressed"
+            );
+        }
         let jobs = jobs::spawn_all(&settings, &job_pool, &partitions, &catalogue);
 
         let listener = TcpListener::bind(settings.listen_addr)
@@ -87,10 +97,24 @@ impl Application {
             settings.client_disconnect_timeout,
         );
         let metrics = Arc::new(Metrics::default());
+        let reads = Reads::new(
+            &settings,
+            pool.clone(),
+            Some(db::build_query_pool(&settings)),
+        );
+        reads.start_checks();
+        if !settings.replicas.urls.is_empty() {
+            tracing::info!(
+                replicas = settings.replicas.urls.len(),
+                max_lag_ms = settings.replicas.max_lag.as_millis() as u64,
+                "reads go to replicas that have replayed the user's writes"
+            );
+        }
         let queries = Queries {
-            pool: pool.clone(),
+            reads: reads.clone(),
             cache: cache.clone(),
             catalogue: catalogue.clone(),
+            partitions: partitions.clone(),
             metrics: metrics.clone(),
             gate: Arc::new(tokio::sync::Semaphore::new(settings.query_concurrency)),
             settings: QuerySettings {
@@ -132,6 +156,7 @@ impl Application {
             cache,
             settings,
             pool,
+            reads,
             partitions,
             catalogue,
             ingestor,

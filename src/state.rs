@@ -8,6 +8,7 @@ use crate::config::Settings;
 use crate::db::DbPool;
 use crate::db::heavy::HeavyWork;
 use crate::db::partitions::PartitionManager;
+use crate::db::replicas::Reads;
 use crate::jobs::JobStats;
 use crate::metrics::Metrics;
 use crate::services::catalogue::Catalogue;
@@ -19,7 +20,10 @@ use std::sync::Arc;
 /// Shared by every request handler.
 pub struct AppState {
     pub settings: Settings,
+    /// The primary's request pool: writes, token checks, `/health/`.
     pub pool: DbPool,
+    /// Reads that replicas may answer (the primary when none can).
+    pub reads: Reads,
     pub partitions: PartitionManager,
     pub catalogue: Catalogue,
     pub ingestor: Ingestor,

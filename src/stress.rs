@@ -34,7 +34,8 @@ pub struct StressArgs {
     /// Requests in flight at once.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub concurrency: u64,
-    /// Session start times are spread uniformly over this many days ending now.
+    /// Session start times are spread uniformly over this many days ending now (less
+    /// the time a session's points take, so that every point is in the past).
     #[arg(long, default_value_t = 730, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub span_days: u64,
     /// Seed of the generator (random when absent; the seed used is printed).
@@ -148,7 +149,13 @@ impl Generator {
         rng.next_u64();
         let user_id = self.user_id(k % self.users);
         let session_id = rng.uuid();
-        let start = self.from + TimeDelta::seconds(rng.below(self.span_secs) as i64);
+        // Starts leave room for the session's points (at most 300 s apart) before now, so
+        // that no point falls past the server's write window, however long the session.
+        let room = self
+            .span_secs
+            .saturating_sub(self.points.saturating_mul(300))
+            .max(1);
+        let start = self.from + TimeDelta::seconds(rng.below(room) as i64);
         let mut body = String::with_capacity(120 + 80 * self.points as usize);
         let _ = write!(
             body,
@@ -495,6 +502,19 @@ mod tests {
     }
 
     #[test]
+    fn long_sessions_end_before_now() {
+        let a = args(&["--points", "5000", "--span-days", "30"]);
+        let now = Utc::now();
+        let g = Generator::new(&a, 7, now);
+        for k in 0..50 {
+            let v: serde_json::Value = serde_json::from_str(&g.session_body(k)).unwrap();
+            let last = v["data"].as_array().unwrap().last().unwrap()["time"].clone();
+            let last: DateTime<Utc> = last.as_str().unwrap().parse().unwrap();
+            assert!(last <= now, "session {k} ends at {last}");
+        }
+    }
+
+    #[test]
     fn sessions_are_reproducible_valid_json_in_the_span() {
         let a = args(&["--points", "50", "--users", "2", "--span-days", "10"]);
         let now = Utc::now();
@@ -513,7 +533,7 @@ mod tests {
         let mut last = start;
         for p in data {
             let t: DateTime<Utc> = p["time"].as_str().unwrap().parse().unwrap();
-            assert!(t > last);
+            assert!(t > last && t <= now, "{t}");
             last = t;
             let value = &p["value"];
             match p["series"].as_str().unwrap() {

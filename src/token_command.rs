@@ -137,6 +137,7 @@ fn ensure_dev(conn: &mut PgConnection, settings: &Settings, file: &Path) -> Resu
         "\nEvery API call needs a token. The development admin token is in {file}; use it as:\n\
          \n    export TOKEN=$(cat {file})\
          \n    curl -H \"Authorization: Bearer $TOKEN\" {base}/api/metrictypes/\n\
+         \nor paste it into the explorer, {base}/ui/, in a browser.\n\
          \nMake other tokens with `seriesd token create --admin` or `--user <uuid>`; \
          list them with `seriesd token list`, revoke with `seriesd token revoke <id>`.\n",
         file = file.display(),

@@ -10,8 +10,10 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
+mod replicas;
 mod values;
 
+pub use replicas::{MAX_REPLICAS, ReplicaSettings};
 pub use values::{AuthMode, CorsOrigins, DatabaseUrl, TrustedProxies};
 
 /// Bytes of the ingest memory budget (`INGEST_MEMORY_MIB`) one body byte holds while it
@@ -145,14 +147,16 @@ fn pool_budget(env: &EnvSource, pool: u32, writers: u32) -> Result<u32, ConfigEr
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub database_url: DatabaseUrl,
+    /// Hot standbys that serve reads, and how they are watched.
+    pub replicas: ReplicaSettings,
     /// `None` when `REDIS_URL` is set to the empty string: no Redis, in-process cache.
     pub redis_url: Option<String>,
     pub redis_prefix: String,
     pub listen_addr: SocketAddr,
     pub workers: usize,
     pub db_pool_size: u32,
-    /// Pooled connections heavy work (exports, bulk-load batches, deleting a session or
-    /// a series' points) may hold at once; see [`pool_budget`].
+    /// Pooled connections heavy work (exports, bulk-load batches, deleting a session, a
+    /// range, a user or a series' points) may hold at once; see [`pool_budget`].
     pub heavy_connections: u32,
     /// The longest heavy work waits for one of those connections before a 503.
     pub heavy_queue_timeout: Duration,
@@ -184,12 +188,18 @@ pub struct Settings {
     pub shutdown_timeout: Duration,
     pub ingest_writers: usize,
     pub ingest_batch_points: usize,
+    /// Points one transaction of a deletion (a range, or a user's erase) deletes at most.
+    pub delete_batch_points: i64,
+    /// Sessions one transaction of a user's erase deletes at most.
+    pub erase_batch_sessions: i64,
     pub max_buckets: i64,
     pub cache_ttl: Duration,
     pub cache_ttl_recent: Duration,
     pub redis_timeout: Duration,
     /// Weeks of points kept; older whole weeks are dropped. `None`: keep everything.
     pub retention_weeks: Option<u32>,
+    /// On TimescaleDB, weeks after which chunks of points are compressed. `None`: never.
+    pub compress_after_weeks: Option<u32>,
     /// Period of the maintenance jobs (partition pre-making, retention).
     pub maintenance_period: Duration,
     /// Period of the rollup refresh job.
@@ -284,6 +294,7 @@ impl Settings {
         let heavy_connections = pool_budget(env, db_pool_size, ingest_writers as u32)?;
         Ok(Self {
             database_url,
+            replicas: ReplicaSettings::from_source(env)?,
             redis_url,
             redis_prefix: env.get("REDIS_PREFIX", "seriesd".to_string())?,
             listen_addr: env.get("LISTEN_ADDR", SocketAddr::from(([127, 0, 0, 1], 8000)))?,
@@ -325,11 +336,21 @@ impl Settings {
             shutdown_timeout: Duration::from_secs(env.get_positive("SHUTDOWN_TIMEOUT_SECS", 30)?),
             ingest_writers,
             ingest_batch_points: env.get_positive("INGEST_BATCH_POINTS", 20_000)? as usize,
+            delete_batch_points: env
+                .get_positive("DELETE_BATCH_POINTS", 10_000)?
+                .min(i64::MAX as u64) as i64,
+            erase_batch_sessions: env
+                .get_positive("ERASE_BATCH_SESSIONS", 500)?
+                .min(i64::MAX as u64) as i64,
             max_buckets: env.get_positive("MAX_BUCKETS", 10_000)? as i64,
             cache_ttl: Duration::from_secs(env.get("CACHE_TTL_SECS", 3600)?),
             cache_ttl_recent: Duration::from_secs(env.get("CACHE_TTL_RECENT_SECS", 5)?),
             redis_timeout: Duration::from_millis(env.get_positive("REDIS_TIMEOUT_MS", 250)?),
             retention_weeks: match env.get::<u32>("RETENTION_WEEKS", 0)? {
+                0 => None,
+                n => Some(n),
+            },
+            compress_after_weeks: match env.get::<u32>("COMPRESS_AFTER_WEEKS", 0)? {
                 0 => None,
                 n => Some(n),
             },
@@ -491,13 +512,13 @@ mod tests {
 
     #[test]
     fn every_variable_is_in_env_example_and_the_readme() {
-        let source = include_str!("mod.rs");
+        let source = [include_str!("mod.rs"), include_str!("replicas.rs")].concat();
         let example = include_str!("../../.env.example");
         let readme = include_str!("../../README.md");
         let names =
             regex::Regex::new(r#"env\.(?:get|get_bool|get_positive|raw)\(\s*"([A-Z_]+)""#).unwrap();
         let mut seen = 0;
-        for c in names.captures_iter(source) {
+        for c in names.captures_iter(&source) {
             let name = &c[1];
             seen += 1;
             assert!(

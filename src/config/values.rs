@@ -47,6 +47,30 @@ impl DatabaseUrl {
         self.with_database("postgres")
     }
 
+    /// `host[:port]/database`: the URL without user, password or options, for logs,
+    /// `/health/` and `/metrics`.
+    pub fn display_name(&self) -> String {
+        let rest = self.0.split_once("://").map(|(_, r)| r).unwrap_or_default();
+        let path = rest.split(['?', '#']).next().unwrap_or_default();
+        let authority = path.split_once('/').map_or(path, |(a, _)| a);
+        let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        format!("{host}/{}", self.database_name())
+    }
+
+    /// The URL with the connection option `name=value` added, unless it sets `name`
+    /// itself.
+    pub fn with_default_option(&self, name: &str, value: &str) -> DatabaseUrl {
+        let query = self.0.split_once('?').map(|(_, q)| q).unwrap_or_default();
+        let set = query
+            .split('&')
+            .any(|pair| pair.split('=').next() == Some(name));
+        if set {
+            return self.clone();
+        }
+        let separator = if self.0.contains('?') { '&' } else { '?' };
+        DatabaseUrl(format!("{}{separator}{name}={value}", self.0))
+    }
+
     /// The same server and options, another database.
     pub fn with_database(&self, database: &str) -> String {
         let (scheme, rest) = self.0.split_once("://").unwrap_or(("postgres", ""));
@@ -233,6 +257,20 @@ mod tests {
             "postgres://u:pw@h:5432/postgres?sslmode=disable"
         );
         assert!(!format!("{url:?}").contains("pw"));
+        assert_eq!(url.display_name(), "h:5432/metrics");
+        assert_eq!(
+            url.with_default_option("connect_timeout", "2").as_str(),
+            "postgres://u:pw@h:5432/metrics?sslmode=disable&connect_timeout=2"
+        );
+        let set = DatabaseUrl::parse("postgres://h/db?connect_timeout=9").unwrap();
+        assert_eq!(set.with_default_option("connect_timeout", "2"), set);
+        let bare = DatabaseUrl::parse("postgres://h/db").unwrap();
+        assert_eq!(
+            bare.with_default_option("connect_timeout", "2")
+                .with_default_option("keepalives_idle", "1")
+                .as_str(),
+            "postgres://h/db?connect_timeout=2&keepalives_idle=1"
+        );
     }
 
     fn ip(s: &str) -> IpAddr {

@@ -5,10 +5,9 @@ use super::prepared::{Bind, Statement};
 use crate::domain::interval::{Interval, ORIGIN_RFC3339};
 use crate::domain::query::AggFunc;
 use chrono::{DateTime, Utc};
-use diesel::pg::PgConnection;
 use diesel::pg::data_types::PgInterval;
 use diesel::prelude::*;
-use diesel::sql_types::{Double, Integer, Nullable, Text, Timestamptz};
+use diesel::sql_types::{Array, BigInt, Double, Integer, Nullable, Text, Timestamptz};
 use uuid::Uuid;
 
 /// The SQL aggregate over the numeric column `v` (ordered by `time` where needed).
@@ -109,43 +108,133 @@ impl Selection {
     }
 }
 
-/// One aggregated number.
+/// One row of a query's statement, whichever read made it: every read of a query is
+/// one `SELECT` of these columns ([`as_part`]), so that all of them go as one statement.
+/// `part` names the read; each fills the columns it has.
 #[derive(Debug, Clone, QueryableByName)]
-pub struct NumRow {
+pub struct AnswerRow {
+    #[diesel(sql_type = Integer)]
+    pub part: i32,
     #[diesel(sql_type = Integer)]
     pub series_id: i32,
     #[diesel(sql_type = Timestamptz)]
     pub bucket: DateTime<Utc>,
-    #[diesel(sql_type = Nullable<Double>)]
-    pub v: Option<f64>,
-}
-
-/// One aggregated field of an object value.
-#[derive(Debug, Clone, QueryableByName)]
-pub struct FieldRow {
-    #[diesel(sql_type = Integer)]
-    pub series_id: i32,
-    #[diesel(sql_type = Timestamptz)]
-    pub bucket: DateTime<Utc>,
+    /// The object field ('' for the main number).
     #[diesel(sql_type = Text)]
     pub field: String,
+    /// An aggregated number.
     #[diesel(sql_type = Nullable<Double>)]
     pub v: Option<f64>,
+    /// A stored value as JSON text (first or last).
+    #[diesel(sql_type = Nullable<Text>)]
+    pub value: Option<String>,
+    /// How many numbers a sketch row holds (see [`crate::db::rollups::sketch_rows`]).
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub n: Option<i64>,
+    #[diesel(sql_type = Nullable<Double>)]
+    pub min: Option<f64>,
+    #[diesel(sql_type = Nullable<Double>)]
+    pub max: Option<f64>,
+    #[diesel(sql_type = Nullable<Array<BigInt>>)]
+    pub sketch: Option<Vec<i64>>,
 }
 
-/// The first or last JSON value of a bucket.
-#[derive(Debug, Clone, QueryableByName)]
-pub struct JsonRow {
-    #[diesel(sql_type = Integer)]
-    pub series_id: i32,
-    #[diesel(sql_type = Timestamptz)]
-    pub bucket: DateTime<Utc>,
-    #[diesel(sql_type = Text)]
-    pub value: String,
+/// The columns of a read's own rows, which [`as_part`] maps onto [`AnswerRow`]'s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Columns {
+    /// `(series_id, bucket, v)`.
+    Numbers,
+    /// `(series_id, bucket, field, v)`.
+    Fields,
+    /// `(series_id, bucket, value)`.
+    Values,
+    /// `(series_id, bucket, field, n, min, max, sketch)`.
+    Sketches,
+    /// `(bucket, n)`: hours awaiting the rollup job, `n` 1 where their hourly rows are
+    /// exact (see [`crate::db::rollups::pending_part`]).
+    Pending,
+}
+
+impl Columns {
+    /// The names of the read's columns, and [`AnswerRow`]'s columns over them in order.
+    fn names_and_values(self) -> (&'static str, [&'static str; 9]) {
+        let none = |kept: [&'static str; 3]| -> [&'static str; 9] {
+            [
+                kept[0],
+                kept[1],
+                kept[2],
+                "NULL::float8",
+                "NULL::text",
+                "NULL::int8",
+                "NULL::float8",
+                "NULL::float8",
+                "NULL::int8[]",
+            ]
+        };
+        match self {
+            Columns::Numbers => ("series_id, bucket, v", {
+                let mut c = none(["series_id", "bucket", "''::text"]);
+                c[3] = "v";
+                c
+            }),
+            Columns::Fields => ("series_id, bucket, field, v", {
+                let mut c = none(["series_id", "bucket", "field"]);
+                c[3] = "v";
+                c
+            }),
+            Columns::Values => ("series_id, bucket, value", {
+                let mut c = none(["series_id", "bucket", "''::text"]);
+                c[4] = "value";
+                c
+            }),
+            Columns::Sketches => ("series_id, bucket, field, n, min, max, sketch", {
+                let mut c = none(["series_id", "bucket", "field"]);
+                c[5] = "n::int8";
+                c[6] = "min";
+                c[7] = "max";
+                c[8] = "sketch";
+                c
+            }),
+            Columns::Pending => ("bucket, n", {
+                let mut c = none(["0", "bucket", "''::text"]);
+                c[5] = "n::int8";
+                c
+            }),
+        }
+    }
+}
+
+/// [`AnswerRow`]'s column names, in order after `part`.
+const ANSWER_COLUMNS: [&str; 9] = [
+    "series_id",
+    "bucket",
+    "field",
+    "v",
+    "value",
+    "n",
+    "min",
+    "max",
+    "sketch",
+];
+
+/// `statement` (whose rows have `columns`) as a `SELECT` of [`AnswerRow`]s of `part`.
+pub fn as_part(statement: Statement, part: i32, columns: Columns) -> Statement {
+    let (names, values) = columns.names_and_values();
+    // Named, as the first `SELECT` of a `UNION ALL` names the statement's columns.
+    let select: Vec<String> = values
+        .iter()
+        .zip(ANSWER_COLUMNS)
+        .map(|(v, name)| format!("{v} AS {name}"))
+        .collect();
+    let select = select.join(", ");
+    statement.wrapped(
+        &format!("SELECT {part}::int4 AS part, {select} FROM (\n"),
+        &format!("\n) r({names})"),
+    )
 }
 
 /// Aggregates the main number (`num`) of each point.
-pub fn scalar(conn: &mut PgConnection, sel: &Selection, agg: AggFunc) -> QueryResult<Vec<NumRow>> {
+pub fn scalar(sel: &Selection, agg: AggFunc) -> Statement {
     let sql = format!(
         "SELECT series_id, {bucket} AS bucket, {agg} AS v
          FROM points WHERE {filter} AND num IS NOT NULL
@@ -154,15 +243,11 @@ pub fn scalar(conn: &mut PgConnection, sel: &Selection, agg: AggFunc) -> QueryRe
         agg = agg_sql(agg, "num"),
         filter = sel.where_sql(""),
     );
-    sel.bind(sql).load(conn)
+    sel.bind(sql)
 }
 
 /// Aggregates every numeric field of object values (the main number as field `value`).
-pub fn fields(
-    conn: &mut PgConnection,
-    sel: &Selection,
-    agg: AggFunc,
-) -> QueryResult<Vec<FieldRow>> {
+pub fn fields(sel: &Selection, agg: AggFunc) -> Statement {
     let sql = format!(
         "SELECT series_id, bucket, field, {agg} AS v FROM (
             SELECT p.series_id, {bucket} AS bucket, p.time, f.field, f.fv
@@ -180,27 +265,23 @@ pub fn fields(
         agg = agg_sql(agg, "fv"),
         filter = sel.where_sql("p."),
     );
-    sel.bind(sql).load(conn)
+    sel.bind(sql)
 }
 
 /// Counts points per bucket (any value).
-pub fn count(conn: &mut PgConnection, sel: &Selection) -> QueryResult<Vec<NumRow>> {
+pub fn count(sel: &Selection) -> Statement {
     let sql = format!(
         "SELECT series_id, {bucket} AS bucket, count(*)::float8 AS v
          FROM points WHERE {filter} GROUP BY 1, 2 ORDER BY 1, 2",
         bucket = sel.bucket_sql(""),
         filter = sel.where_sql(""),
     );
-    sel.bind(sql).load(conn)
+    sel.bind(sql)
 }
 
 /// The first (or last) value of each bucket, as the JSON text stored; ties on time are
 /// broken by session id (as the value rollups do).
-pub fn first_or_last(
-    conn: &mut PgConnection,
-    sel: &Selection,
-    last: bool,
-) -> QueryResult<Vec<JsonRow>> {
+pub fn first_or_last(sel: &Selection, last: bool) -> Statement {
     let sql = format!(
         "SELECT DISTINCT ON (series_id, bucket) series_id, bucket, value::text AS value
          FROM (SELECT series_id, {bucket} AS bucket, time, session_id, value FROM points WHERE {filter}) x
@@ -209,5 +290,5 @@ pub fn first_or_last(
         filter = sel.where_sql(""),
         dir = if last { "DESC" } else { "ASC" },
     );
-    sel.bind(sql).load(conn)
+    sel.bind(sql)
 }

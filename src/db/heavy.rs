@@ -1,5 +1,5 @@
-//! The pool budget of heavy work: exports, bulk-load batches and deletions of whole
-//! sessions or series hold a pooled connection for long, so at most `HEAVY_CONNECTIONS`
+//! The pool budget of heavy work: exports, bulk-load batches and deletions (of a session,
+//! a range, a user, a series) hold a pooled connection for long, so at most `HEAVY_CONNECTIONS`
 //! of them hold one at once. The others wait in arrival order for at most
 //! `HEAVY_QUEUE_TIMEOUT_MS`, then answer 503. With the ingest writers and the reserve
 //! this fits the pool (`config::pool_budget`), so `/health/`, token lookups and small
@@ -10,7 +10,7 @@ use crate::error::ApiError;
 use diesel::pg::PgConnection;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Runs heavy work on the pool, within its budget; cheap to clone.
 #[derive(Clone)]
@@ -39,7 +39,14 @@ impl HeavyWork {
         F: FnOnce(&mut PgConnection) -> Result<T, ApiError> + Send + 'static,
         T: Send + 'static,
     {
-        let turn = tokio::time::timeout(self.queue_timeout, self.gate.clone().acquire_owned())
+        let turn = self.turn().await?;
+        run_holding(&self.pool, turn, f).await
+    }
+
+    /// A turn of heavy work, for work that runs elsewhere (a read on a replica): to be
+    /// held until its connection is back in its pool. Waits as [`Self::run`] does.
+    pub async fn turn(&self) -> Result<OwnedSemaphorePermit, ApiError> {
+        tokio::time::timeout(self.queue_timeout, self.gate.clone().acquire_owned())
             .await
             .map_err(|_| {
                 ApiError::Unavailable(format!(
@@ -49,8 +56,7 @@ impl HeavyWork {
                     self.queue_timeout.as_millis()
                 ))
             })?
-            .map_err(ApiError::internal)?;
-        run_holding(&self.pool, turn, f).await
+            .map_err(ApiError::internal)
     }
 
     /// Heavy connections free now.

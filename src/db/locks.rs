@@ -26,6 +26,9 @@ pub const ROLLUP_REFRESH_JOB: i64 = 7_236_103;
 /// The `rollup-vacuum` job.
 pub const ROLLUP_VACUUM_JOB: i64 = 7_236_104;
 
+/// The `compression` job.
+pub const COMPRESSION_JOB: i64 = 7_236_105;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -38,6 +41,7 @@ mod tests {
             RETENTION_JOB,
             ROLLUP_REFRESH_JOB,
             ROLLUP_VACUUM_JOB,
+            COMPRESSION_JOB,
         ];
         let mut keys: Vec<i64> = single.to_vec();
         keys.sort();

@@ -171,8 +171,20 @@ fn distribute(conn: &mut PgConnection) -> QueryResult<()> {
         }
         colocate_with = USER_TABLES[0];
     }
+    // Owners by session id: a look-up by id reaches the shard of that id.
+    if !distributed(conn, "session_owners")? {
+        conn.batch_execute(
+            "SELECT create_distributed_table('session_owners', 'session_id', colocate_with => 'none')",
+        )?;
+    }
     tracing::info!("tables distributed by user over the Citus cluster");
     Ok(())
+}
+
+/// Whether this database is a Citus coordinator (the extension is created in it): its
+/// per-user statements must then name their user for Citus to route them to one shard.
+pub fn is_citus(conn: &mut PgConnection) -> QueryResult<bool> {
+    has_extension(conn, "citus")
 }
 
 /// Whether `name` is installed in this database.

@@ -7,6 +7,8 @@
 
 pub mod aggregates;
 pub mod api_tokens;
+pub mod compression;
+pub mod erasure;
 pub mod generations;
 pub mod heavy;
 pub mod job_runs;
@@ -17,6 +19,7 @@ pub mod partials;
 pub mod partitions;
 pub mod points;
 pub mod prepared;
+pub mod replicas;
 pub mod retrieval;
 pub mod rollups;
 pub mod schema;
@@ -103,6 +106,12 @@ impl r2d2::ManageConnection for Manager {
 struct SessionSetup {
     statement_timeout: Duration,
     jit: bool,
+    /// Whether the connection writes: it gets ingest's staging table (a temporary table,
+    /// which a hot standby refuses).
+    writes: bool,
+    /// Whether the session plans kept statements generically (a query pool's
+    /// connections: see [`prepared::generic_session`]).
+    generic_plans: bool,
 }
 
 impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for SessionSetup {
@@ -112,36 +121,89 @@ impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for SessionSetup {
              SET jit = {};
              SET TimeZone = 'UTC';
              SET application_name = 'seriesd';
-             {}",
+             {}{}",
             self.statement_timeout.as_millis(),
             if self.jit { "on" } else { "off" },
-            points::STAGING_TABLE_DDL,
+            if self.writes {
+                points::STAGING_TABLE_DDL
+            } else {
+                ""
+            },
+            if self.generic_plans {
+                prepared::GENERIC_SESSION
+            } else {
+                ""
+            },
         );
         conn.batch_execute(&sql)
-            .map_err(diesel::r2d2::Error::QueryError)
+            .map_err(diesel::r2d2::Error::QueryError)?;
+        if self.generic_plans {
+            prepared::mark_generic_session(conn);
+        }
+        Ok(())
     }
 }
 
 /// Connections of the background jobs' own pool (see [`build_pool`]).
 pub const JOB_CONNECTIONS: u32 = 3;
 
-/// Builds a pool of at most `size` connections without connecting, so that the service
-/// starts (and `/health/` answers 503) while the database is down. Requests use one of
-/// `DB_POOL_SIZE`; the background jobs one of [`JOB_CONNECTIONS`], so that a saturating
-/// load never queues the rollup job behind requests (its lag grew from ~2.5 s to ~5 s
-/// when it waited for a connection among 32 clients' requests).
+/// Builds a pool of at most `size` connections to the primary without connecting, so
+/// that the service starts (and `/health/` answers 503) while the database is down.
+/// Requests use one of `DB_POOL_SIZE`; the background jobs one of [`JOB_CONNECTIONS`],
+/// so that a saturating load never queues the rollup job behind requests (its lag grew
+/// from ~2.5 s to ~5 s when it waited for a connection among 32 clients' requests).
 pub fn build_pool(settings: &Settings, size: u32) -> DbPool {
+    pool_of(
+        settings.database_url.as_str(),
+        setup(settings, true),
+        size,
+        settings.db_pool_timeout,
+    )
+}
+
+/// Builds a pool of `DB_POOL_SIZE` read-only connections to the replica at `url`
+/// (no staging table), whose checkouts wait at most `checkout`; it connects on first
+/// use, like [`build_pool`].
+pub fn build_read_pool(settings: &Settings, url: &str, checkout: Duration) -> DbPool {
+    pool_of(url, setup(settings, false), settings.db_pool_size, checkout)
+}
+
+/// Builds the pool of `QUERY_CONCURRENCY` connections to the primary on which aggregate
+/// queries run their statement: their sessions plan kept statements generically, so that
+/// such a statement runs alone, without a transaction to set the plan mode around it
+/// (see [`prepared::generic_session`]). No staging table: they never write.
+pub fn build_query_pool(settings: &Settings) -> DbPool {
+    let setup = SessionSetup {
+        generic_plans: true,
+        ..setup(settings, false)
+    };
+    let size = u32::try_from(settings.query_concurrency).unwrap_or(u32::MAX);
+    pool_of(
+        settings.database_url.as_str(),
+        setup,
+        size.max(1),
+        settings.db_pool_timeout,
+    )
+}
+
+fn setup(settings: &Settings, writes: bool) -> SessionSetup {
+    SessionSetup {
+        statement_timeout: settings.statement_timeout,
+        jit: settings.db_jit,
+        writes,
+        generic_plans: false,
+    }
+}
+
+fn pool_of(url: &str, setup: SessionSetup, size: u32, checkout: Duration) -> DbPool {
     let manager = Manager {
-        url: settings.database_url.as_str().to_string(),
-        setup: SessionSetup {
-            statement_timeout: settings.statement_timeout,
-            jit: settings.db_jit,
-        },
+        url: url.to_string(),
+        setup,
     };
     r2d2::Pool::builder()
         .max_size(size)
         .min_idle(Some(size.min(2)))
-        .connection_timeout(settings.db_pool_timeout)
+        .connection_timeout(checkout)
         // A connection that failed is marked broken by `run` and closed on return, so
         // checkouts need no round trip.
         .test_on_check_out(false)
@@ -150,14 +212,21 @@ pub fn build_pool(settings: &Settings, size: u32) -> DbPool {
 
 /// Whether a transaction that failed with `e` may simply be run again: a serialization
 /// failure (SQLSTATE `40001`, which diesel reports as its own kind) or a deadlock
-/// (`40P01`). Diesel keeps the SQLSTATE of the codes it has no kind for to itself, so a
+/// (`40P01`, on one server or across Citus nodes). Diesel keeps the SQLSTATE of the codes it has no kind for to itself, so a
 /// deadlock is known by PostgreSQL's primary message, which it writes in English unless
 /// the server's `lc_messages` says otherwise; this is the one place that matches text.
 pub fn is_retryable(e: &diesel::result::Error) -> bool {
     use diesel::result::{DatabaseErrorKind as K, Error as E};
     match e {
         E::DatabaseError(K::SerializationFailure, _) => true,
-        E::DatabaseError(K::Unknown, info) => info.message().starts_with("deadlock detected"),
+        // PostgreSQL's own deadlock, and Citus's across nodes (its detector cancels one
+        // of the transactions with this message).
+        E::DatabaseError(K::Unknown, info) => {
+            info.message().starts_with("deadlock detected")
+                || info
+                    .message()
+                    .contains("involved in a distributed deadlock")
+        }
         _ => false,
     }
 }
@@ -194,13 +263,22 @@ where
         // Declared first, so dropped last: after the connection went back.
         let _held = held;
         let _entered = span.enter();
-        let mut conn = pool.get()?;
-        let result = f(&mut conn);
-        if matches!(result, Err(ApiError::Unavailable(_))) {
-            conn.mark_broken();
-        }
-        result
+        run_on(&pool, f)
     })
     .await
     .map_err(|e| ApiError::internal(format!("blocking task failed: {e}")))?
+}
+
+/// Runs `f` with a connection of `pool` on this thread (a blocking one); a connection
+/// that failed is closed when it goes back.
+fn run_on<F, T>(pool: &DbPool, f: F) -> Result<T, ApiError>
+where
+    F: FnOnce(&mut PgConnection) -> Result<T, ApiError>,
+{
+    let mut conn = pool.get()?;
+    let result = f(&mut conn);
+    if matches!(result, Err(ApiError::Unavailable(_))) {
+        conn.mark_broken();
+    }
+    result
 }

@@ -22,10 +22,13 @@
 
 use super::points::PointRow;
 use crate::domain::rollup_plan::hour_of;
+use crate::domain::sketch::Sketch;
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Double, Integer, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{
+    Array, BigInt, Double, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid,
+};
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 use uuid::Uuid;
@@ -39,6 +42,8 @@ pub struct Numbers {
     pub max: f64,
     pub first: (DateTime<Utc>, f64),
     pub last: (DateTime<Utc>, f64),
+    /// The quantile sketch of the numbers, stored when they are more than two.
+    pub sketch: Sketch,
 }
 
 /// One hour's aggregate of whole values: first and last by (time, session id).
@@ -57,7 +62,10 @@ fn by_time_then_value(a: (DateTime<Utc>, f64), b: (DateTime<Utc>, f64)) -> Order
 
 impl Numbers {
     fn of(time: DateTime<Utc>, v: f64) -> Self {
+        let mut sketch = Sketch::default();
+        sketch.add(v);
         Numbers {
+            sketch,
             n: 1,
             sum: v,
             min: v,
@@ -68,6 +76,7 @@ impl Numbers {
     }
 
     fn add(&mut self, time: DateTime<Utc>, v: f64) {
+        self.sketch.add(v);
         self.n += 1;
         self.sum += v;
         self.min = self.min.min(v);
@@ -142,10 +151,13 @@ impl<'a> Partials<'a> {
         diesel::sql_query(
             "WITH numbers AS (
                  INSERT INTO rollup_hourly
-                     (user_id, series_id, field, hour, n, sum, min, max, first_time, first, last_time, last)
-                 SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::timestamptz[],
+                     (user_id, series_id, field, hour, n, sum, min, max, first_time, first, last_time, last, sketch)
+                 SELECT u, s, f, h, n, sum, min, max, ft, fv, lt, lv, sk::int8[]
+                 FROM unnest($1::uuid[], $2::int[], $3::text[], $4::timestamptz[],
                      $5::int8[], $6::float8[], $7::float8[], $8::float8[],
-                     $9::timestamptz[], $10::float8[], $11::timestamptz[], $12::float8[])
+                     $9::timestamptz[], $10::float8[], $11::timestamptz[], $12::float8[],
+                     $26::text[])
+                     AS t(u, s, f, h, n, sum, min, max, ft, fv, lt, lv, sk)
              ), vals AS (
                  INSERT INTO rollup_values_hourly
                      (user_id, series_id, hour, n, first_time, first_session, first, last_time, last_session, last)
@@ -183,9 +195,22 @@ impl<'a> Partials<'a> {
         .bind::<Array<SqlUuid>, _>(self.older.iter().map(|k| k.0).collect::<Vec<_>>())
         .bind::<Array<Integer>, _>(self.older.iter().map(|k| k.1).collect::<Vec<_>>())
         .bind::<Array<Timestamptz>, _>(self.older.iter().map(|k| k.2).collect::<Vec<_>>())
+        .bind::<Array<Nullable<Text>>, _>(
+            self.numbers
+                .values()
+                .map(|a| a.sketch.packed().map(|p| array_literal(&p)))
+                .collect::<Vec<_>>(),
+        )
         .execute(conn)?;
         Ok(())
     }
+}
+
+/// `{1,2,3}`: a PostgreSQL array literal (the sketches of a batch go as one `text[]`,
+/// as arrays of arrays must all be of one length).
+fn array_literal(elements: &[i64]) -> String {
+    let items: Vec<String> = elements.iter().map(i64::to_string).collect();
+    format!("{{{}}}", items.join(","))
 }
 
 #[cfg(test)]
@@ -226,6 +251,9 @@ mod tests {
         let user = Uuid::from_u128(1);
         let main = &p.numbers[&(user, 7, "", h)];
         assert_eq!((main.n, main.sum, main.min, main.max), (4, 23.0, 2.0, 9.0));
+        assert_eq!(main.sketch.len(), 4);
+        assert_eq!(main.sketch.quantile(1.0), Some(9.0));
+        assert_eq!(array_literal(&[1, -2]), "{1,-2}");
         // Two points at the first time: the smaller number first; at the last time, the
         // larger one last.
         assert_eq!(main.first, (t1, 2.0));

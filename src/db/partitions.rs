@@ -235,14 +235,42 @@ pub fn drop_older_than(
             .collect()
     };
     weeks.sort();
+    let citus = manager.mode(conn)? == StorageMode::Citus;
     let mut dropped = Vec::new();
     for week in weeks {
         let name = partition_name(week);
-        conn.transaction(|conn| {
-            super::generations::bump_writers_in(conn, &name)?;
+        let users = conn.transaction(|conn| {
+            // The week locked first, as the drop will lock it (the parent, then the
+            // partition): a write into it still in flight commits before the users are
+            // read (or waits for the drop and makes the week again), so a user whose
+            // point the drop takes is always bumped.
+            #[derive(QueryableByName)]
+            struct Exists {
+                #[diesel(sql_type = diesel::sql_types::Bool)]
+                exists: bool,
+            }
+            let exists = diesel::sql_query("SELECT to_regclass($1) IS NOT NULL AS exists")
+                .bind::<diesel::sql_types::Text, _>(&name)
+                .get_result::<Exists>(conn)?
+                .exists;
+            if exists {
+                conn.batch_execute(&format!(
+                    "LOCK TABLE points, {name} IN ACCESS EXCLUSIVE MODE"
+                ))?;
+            }
+            let users = super::generations::bump_writers_in(conn, &name)?;
             super::rollups::forget_range(conn, week_start(week), week_start(week + 1))?;
-            conn.batch_execute(&format!("DROP TABLE IF EXISTS {name}"))
+            conn.batch_execute(&format!("DROP TABLE IF EXISTS {name}"))?;
+            Ok::<_, diesel::result::Error>(users)
         })?;
+        // Citus commits on each worker in turn, and a read in between can see the new
+        // generation with the week still there and cache that answer under it: bump once
+        // more after the commit, so that no such answer is ever reached.
+        if citus {
+            for users in users.chunks(10_000) {
+                super::generations::bump(conn, users)?;
+            }
+        }
         manager.forget(week);
         dropped.push(name);
     }

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use diesel::pg::{CopyFormat, PgConnection};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Integer, Timestamptz};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::io::Write;
 use uuid::Uuid;
 
@@ -187,22 +187,38 @@ pub struct UpsertCounts {
     pub updated: HashMap<i32, usize>,
 }
 
+/// How [`upsert`] updates the rows that changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Routing {
+    /// Every user's rows in one statement (one PostgreSQL server).
+    Together,
+    /// One statement per user, naming the user, so that Citus routes each to the user's
+    /// shard (joined with the staging table alone, it would run on every shard).
+    PerUser,
+}
+
 /// COPYs `rows` into the staging table and upserts them into `points`: a new key is
 /// inserted, an existing key with a different value is replaced (last write wins), an
 /// identical one is left alone. Must run inside a transaction; `rows` must hold each key
 /// once, and concurrent writers of the same key must be serialised by the caller (ingest
 /// holds the session's advisory lock, and a key includes the session).
-pub fn upsert<'a, I>(conn: &mut PgConnection, rows: I) -> QueryResult<UpsertCounts>
+pub fn upsert<'a, I>(
+    conn: &mut PgConnection,
+    rows: I,
+    routing: Routing,
+) -> QueryResult<UpsertCounts>
 where
     I: IntoIterator<Item = (i32, &'a PointRow)>,
 {
     let mut total = 0usize;
+    let mut users: BTreeSet<Uuid> = BTreeSet::new();
     let mut first: Option<DateTime<Utc>> = None;
     let mut last: Option<DateTime<Utc>> = None;
     // The job of each session; `None` once two jobs of the batch share a session.
     let mut job_of_session: HashMap<Uuid, Option<i32>> = HashMap::new();
     let rows = rows.into_iter().inspect(|(job, r)| {
         total += 1;
+        users.insert(r.user_id);
         first = Some(first.map_or(r.time, |f| f.min(r.time)));
         last = Some(last.map_or(r.time, |l| l.max(r.time)));
         let entry = job_of_session.entry(r.session_id).or_insert(Some(*job));
@@ -259,23 +275,43 @@ where
     if counts.inserted.values().sum::<usize>() == total {
         return Ok(counts);
     }
-    let updated: Vec<JobCount> = diesel::sql_query(
-        "WITH upd AS (
-            UPDATE points p
-            SET num = s.num, fields = s.fields, field_values = s.field_values, value = s.value
-            FROM points_staging s
-            WHERE p.user_id = s.user_id AND p.series_id = s.series_id
-              AND p.time = s.time AND p.session_id = s.session_id
-              AND p.time BETWEEN $1 AND $2
-              AND p.value::text IS DISTINCT FROM s.value::text
-            RETURNING s.job
-         )
-         SELECT job, count(*) AS n FROM upd GROUP BY job",
-    )
-    .bind::<Timestamptz, _>(first)
-    .bind::<Timestamptz, _>(last)
-    .load(conn)?;
-    counts.updated = updated.iter().map(|c| (c.job, c.n as usize)).collect();
+    let users: Vec<Option<Uuid>> = match routing {
+        Routing::Together => vec![None],
+        Routing::PerUser => users.into_iter().map(Some).collect(),
+    };
+    let mut updated: Vec<JobCount> = Vec::new();
+    for user in users {
+        let route = if user.is_some() {
+            " AND p.user_id = $3 AND s.user_id = $3"
+        } else {
+            ""
+        };
+        let q = diesel::sql_query(format!(
+            "WITH upd AS (
+                UPDATE points p
+                SET num = s.num, fields = s.fields, field_values = s.field_values, value = s.value
+                FROM points_staging s
+                WHERE p.user_id = s.user_id AND p.series_id = s.series_id
+                  AND p.time = s.time AND p.session_id = s.session_id
+                  AND p.time BETWEEN $1 AND $2{route}
+                  AND p.value::text IS DISTINCT FROM s.value::text
+                RETURNING s.job
+             )
+             SELECT job, count(*) AS n FROM upd GROUP BY job"
+        ))
+        .into_boxed::<diesel::pg::Pg>()
+        .bind::<Timestamptz, _>(first)
+        .bind::<Timestamptz, _>(last);
+        let q = match user {
+            Some(user) => q.bind::<diesel::sql_types::Uuid, _>(user),
+            None => q,
+        };
+        updated.extend(q.load::<JobCount>(conn)?);
+    }
+    counts.updated = updated.iter().fold(HashMap::new(), |mut m, c| {
+        *m.entry(c.job).or_default() += c.n as usize;
+        m
+    });
     Ok(counts)
 }
 

@@ -19,7 +19,10 @@
 //! years of points, whose plans depend on the values) on custom plans as usual.
 
 use chrono::{DateTime, Utc};
-use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::connection::{
+    AnsiTransactionManager, Connection, Instrumentation, InstrumentationEvent, SimpleConnection,
+    TransactionManager,
+};
 use diesel::deserialize::QueryableByName;
 use diesel::pg::data_types::PgInterval;
 use diesel::pg::{Pg, PgConnection};
@@ -58,14 +61,18 @@ pub struct Statement {
     /// value that follows it, if any.
     pieces: Vec<(String, Option<usize>)>,
     binds: Vec<Bind>,
-    cache: bool,
+    /// Whether the text may be kept at all (see [`Statement::new`]).
+    keep: bool,
+    /// Whether it is kept: asked of [`admit`] once, when first needed, so that the parts
+    /// of a [`Statement::union_all`] never take a slot of their own.
+    cache: Option<bool>,
 }
 
 impl Statement {
     /// A statement kept prepared once [`admit`] lets its text in.
     pub fn new(sql: &str) -> Self {
         Statement {
-            cache: admit(sql),
+            keep: true,
             ..Self::unprepared(sql)
         }
     }
@@ -75,7 +82,8 @@ impl Statement {
         Statement {
             pieces: split(sql),
             binds: Vec::new(),
-            cache: false,
+            keep: false,
+            cache: None,
         }
     }
 
@@ -85,17 +93,86 @@ impl Statement {
         self
     }
 
+    /// The statement with `before` and `after` around its text (which must not hold
+    /// placeholders).
+    pub fn wrapped(mut self, before: &str, after: &str) -> Self {
+        if let Some(first) = self.pieces.first_mut() {
+            first.0.insert_str(0, before);
+        }
+        if let Some(last) = self.pieces.last_mut() {
+            last.0.push_str(after);
+        }
+        self.cache = None;
+        self
+    }
+
+    /// One statement of `parts` joined by `UNION ALL`, their placeholders renumbered:
+    /// kept when every part may be, as one text.
+    pub fn union_all(parts: Vec<Statement>) -> Option<Statement> {
+        let keep = parts.iter().all(|p| p.keep);
+        let mut pieces: Vec<(String, Option<usize>)> = Vec::new();
+        let mut binds = Vec::new();
+        for part in parts {
+            let offset = binds.len();
+            for (i, (text, b)) in part.pieces.into_iter().enumerate() {
+                let b = b.map(|b| b + offset);
+                match pieces.last_mut() {
+                    // A part's first text follows the last text so far, which has no
+                    // value after it (every statement's last piece has none).
+                    Some(last) if i == 0 => {
+                        last.0.push_str("\n UNION ALL\n ");
+                        last.0.push_str(&text);
+                        last.1 = b;
+                    }
+                    _ => pieces.push((text, b)),
+                }
+            }
+            binds.extend(part.binds);
+        }
+        (!pieces.is_empty()).then_some(Statement {
+            pieces,
+            binds,
+            keep,
+            cache: None,
+        })
+    }
+
+    /// The statement never kept prepared (Citus cannot plan some kept texts generically,
+    /// and a session's automatic mode may choose the generic plan after a few runs).
+    pub fn unkept(self) -> Self {
+        Statement {
+            keep: false,
+            cache: None,
+            ..self
+        }
+    }
+
+    /// Whether the statement is kept prepared already, without counting this as a
+    /// sighting of its text (see [`admit`]).
+    pub fn was_kept(&self) -> bool {
+        self.cache
+            .unwrap_or_else(|| self.keep && admitted(text_key_of(&self.pieces)))
+    }
+
+    /// Whether the statement is kept prepared (asking [`admit`] the first time).
+    pub fn is_kept(&mut self) -> bool {
+        *self
+            .cache
+            .get_or_insert_with(|| self.keep && admit(text_key_of(&self.pieces)))
+    }
+
     /// Runs the statement and reads its rows, switching the transaction's plan mode
     /// first if [`read_snapshot`] runs it and the mode does not suit it.
-    pub fn load<U>(self, conn: &mut PgConnection) -> QueryResult<Vec<U>>
+    pub fn load<U>(mut self, conn: &mut PgConnection) -> QueryResult<Vec<U>>
     where
         U: QueryableByName<Pg> + 'static,
     {
+        let kept = self.is_kept();
         GENERIC_PLANS.with(|mode| -> QueryResult<()> {
             match mode.get() {
-                Some(generic) if generic != self.cache => {
-                    conn.batch_execute(if self.cache { GENERIC } else { CUSTOM })?;
-                    mode.set(Some(self.cache));
+                Some(generic) if generic != kept => {
+                    conn.batch_execute(if kept { GENERIC } else { CUSTOM })?;
+                    mode.set(Some(kept));
                     Ok(())
                 }
                 _ => Ok(()),
@@ -116,10 +193,80 @@ const GENERIC: &str =
 /// PostgreSQL's defaults back: custom plans, workers where they pay.
 const CUSTOM: &str =
     "SET LOCAL plan_cache_mode = DEFAULT; SET LOCAL max_parallel_workers_per_gather = DEFAULT";
+/// Custom plans for every statement, kept ones included.
+const ALWAYS_CUSTOM: &str = "SET LOCAL plan_cache_mode = force_custom_plan";
+
+/// The session settings of a query pool's connections ([`super::build_query_pool`]):
+/// kept statements on their generic plans without parallel workers, as [`GENERIC`] sets
+/// them in a transaction. Statements not kept run on such a connection inside
+/// [`read_snapshot`], whose `SET LOCAL` puts custom plans and workers back.
+pub const GENERIC_SESSION: &str =
+    "SET plan_cache_mode = force_generic_plan; SET max_parallel_workers_per_gather = 0;";
+
+/// The mark of a connection whose session is set up with [`GENERIC_SESSION`]: diesel
+/// keeps one instrumentation per connection, which is where a connection can carry it.
+struct GenericSession;
+
+impl Instrumentation for GenericSession {
+    fn on_connection_event(&mut self, _event: InstrumentationEvent<'_>) {}
+}
+
+/// Marks `conn` as set up with [`GENERIC_SESSION`].
+pub fn mark_generic_session(conn: &mut PgConnection) {
+    conn.set_instrumentation(GenericSession);
+}
+
+/// Whether `conn`'s session plans kept statements generically ([`GENERIC_SESSION`]).
+pub fn generic_session(conn: &mut PgConnection) -> bool {
+    conn.instrumentation().is::<GenericSession>()
+}
+
+/// Runs `statement` alone, outside any transaction, when the connection's session plans
+/// it as it should be (kept: generic, on a query pool's connection; not kept: with its
+/// values, on any other): one round trip. Otherwise in a transaction that sets the plan
+/// mode around it ([`read_snapshot`]).
+pub fn load_alone<U>(conn: &mut PgConnection, mut statement: Statement) -> QueryResult<Vec<U>>
+where
+    U: QueryableByName<Pg> + 'static,
+{
+    let kept = statement.is_kept();
+    if kept == generic_session(conn) {
+        return statement.load(conn);
+    }
+    let plans = if kept { Plans::Generic } else { Plans::Custom };
+    read_snapshot(conn, plans, |conn| statement.load(conn))
+}
+
+/// How [`read_snapshot`] plans the statements it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plans {
+    /// Kept statements on their generic plans, the others on custom plans; starts in
+    /// the generic mode (when kept statements are expected).
+    Generic,
+    /// As `Generic`, starting in the custom mode.
+    Custom,
+    /// Every statement planned with its values. Citus cannot make a distributed plan of
+    /// a generic `UNION ALL` over its shards, so its kept statements are planned anew
+    /// too: they still save the parse.
+    AlwaysCustom,
+}
+
+impl Plans {
+    /// The plans for a transaction on `engine` that expects kept statements when
+    /// `kept_first`.
+    pub fn on(engine: super::maintenance::StorageMode, kept_first: bool) -> Plans {
+        match engine {
+            super::maintenance::StorageMode::Citus => Plans::AlwaysCustom,
+            _ if kept_first => Plans::Generic,
+            _ => Plans::Custom,
+        }
+    }
+}
 
 thread_local! {
     /// Inside [`read_snapshot`] (which runs on one thread from start to end): whether
-    /// its transaction runs prepared statements on generic plans now.
+    /// its transaction runs prepared statements on generic plans now; `None` outside it,
+    /// and inside it with [`Plans::AlwaysCustom`] (no switching).
     static GENERIC_PLANS: Cell<Option<bool>> = const { Cell::new(None) };
 }
 
@@ -133,18 +280,21 @@ impl Drop for PlanMode {
 }
 
 /// Runs `f` in one read-only repeatable-read transaction, so that all its statements
-/// see one snapshot, with kept statements on their generic plans (see the module);
-/// `generic`: start in that mode (when kept statements are expected), else in
-/// PostgreSQL's default one.
+/// see one snapshot, planned as `plans` says (see the module).
 pub fn read_snapshot<T, E>(
     conn: &mut PgConnection,
-    generic: bool,
+    plans: Plans,
     f: impl FnOnce(&mut PgConnection) -> Result<T, E>,
 ) -> Result<T, E>
 where
     E: From<diesel::result::Error>,
 {
-    let mode = if generic { GENERIC } else { CUSTOM };
+    let (mode, generic) = match plans {
+        Plans::Generic => (GENERIC, Some(true)),
+        Plans::Custom => (CUSTOM, Some(false)),
+        // No switching: every statement stays on custom plans.
+        Plans::AlwaysCustom => (ALWAYS_CUSTOM, None),
+    };
     let begin = format!("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; {mode}");
     if let Err(e) = AnsiTransactionManager::begin_transaction_sql(conn, &begin) {
         // The server ran BEGIN, then a later statement failed: never hand the pool a
@@ -155,7 +305,7 @@ where
         }
         return Err(e.into());
     }
-    let _mode = PlanMode(GENERIC_PLANS.with(|m| m.replace(Some(generic))));
+    let _mode = PlanMode(GENERIC_PLANS.with(|m| m.replace(generic)));
     match f(conn) {
         Ok(value) => {
             AnsiTransactionManager::commit_transaction(conn)?;
@@ -172,35 +322,54 @@ where
 
 /// Splits `sql` at its `$n` placeholders.
 fn split(sql: &str) -> Vec<(String, Option<usize>)> {
+    let bytes = sql.as_bytes();
     let mut pieces = Vec::new();
-    let mut text = String::new();
-    let mut chars = sql.char_indices().peekable();
-    while let Some((_, c)) = chars.next() {
-        let mut digits = String::new();
-        if c == '$' {
-            while let Some((_, d)) = chars.next_if(|(_, d)| d.is_ascii_digit()) {
-                digits.push(d);
-            }
+    // Where the current piece's text starts; `$` and digits are ASCII, so every index
+    // below is a character boundary.
+    let mut start = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'$' {
+            i += 1;
+            continue;
         }
-        match digits.parse::<usize>() {
-            Ok(n) if n > 0 => pieces.push((std::mem::take(&mut text), Some(n - 1))),
-            _ => {
-                text.push(c);
-                text.push_str(&digits);
-            }
+        let end = bytes[i + 1..]
+            .iter()
+            .position(|b| !b.is_ascii_digit())
+            .map_or(bytes.len(), |p| i + 1 + p);
+        if let Some(n) = sql[i + 1..end].parse::<usize>().ok().filter(|&n| n > 0) {
+            pieces.push((sql[start..i].to_string(), Some(n - 1)));
+            start = end;
         }
+        i = end.max(i + 1);
     }
-    pieces.push((text, None));
+    pieces.push((sql[start..].to_string(), None));
     pieces
 }
 
-/// Whether `sql` may be kept prepared: it is one of the admitted texts, or is seen for
-/// the second time while there is room.
-fn admit(sql: &str) -> bool {
-    static TEXTS: Mutex<Option<(HashSet<u64>, HashSet<u64>)>> = Mutex::new(None);
+/// The admitted texts and those seen once, by [`text_key_of`].
+static TEXTS: Mutex<Option<(HashSet<u64>, HashSet<u64>)>> = Mutex::new(None);
+
+/// A statement text's key: the hash of its pieces and placeholders.
+fn text_key_of(pieces: &[(String, Option<usize>)]) -> u64 {
     let mut h = DefaultHasher::new();
-    sql.hash(&mut h);
-    let key = h.finish();
+    pieces.hash(&mut h);
+    h.finish()
+}
+
+/// Whether the text of `key` is one of the admitted texts (asking does not count as a
+/// sighting).
+fn admitted(key: u64) -> bool {
+    TEXTS
+        .lock()
+        .ok()
+        .and_then(|guard| guard.as_ref().map(|(admitted, _)| admitted.contains(&key)))
+        .unwrap_or(false)
+}
+
+/// Whether the text of `key` may be kept prepared: it is one of the admitted texts, or is seen for
+/// the second time while there is room.
+fn admit(key: u64) -> bool {
     let Ok(mut guard) = TEXTS.lock() else {
         return false;
     };
@@ -236,7 +405,7 @@ impl RunQueryDsl<PgConnection> for Run {}
 impl QueryFragment<Pg> for Run {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
         let Run(this) = self;
-        if !this.cache {
+        if this.cache != Some(true) {
             out.unsafe_to_cache_prepared();
         }
         for (text, bind) in &this.pieces {

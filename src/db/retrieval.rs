@@ -1,13 +1,15 @@
 //! Reading raw points back: the latest point of a series as of a time, and ranges of one
-//! series in key order. Every statement here names one user and one series, so it is a
-//! range of the primary key `(user_id, series_id, time, session_id)`: an index scan
-//! (backwards for "latest") that reads only the rows it returns.
+//! series in key order (with the number downsampling weighs each point by, and the count
+//! downsampling starts from). Every statement here names one user and one series, so it
+//! is a range of the primary key `(user_id, series_id, time, session_id)`: an index scan
+//! (backwards for "latest") that reads only the rows it returns, or counts.
 
+use crate::domain::series_shape::Measure;
 use chrono::{DateTime, Utc};
 use diesel::pg::{Pg, PgConnection};
 use diesel::prelude::*;
 use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
-use diesel::sql_types::{BigInt, Integer, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{BigInt, Double, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use uuid::Uuid;
 
 /// One stored point of a known series.
@@ -123,6 +125,69 @@ pub struct SeriesRange {
     pub end: Option<DateTime<Utc>>,
 }
 
+/// A value bound to a statement built at run time.
+enum Param {
+    Uuid(Uuid),
+    Int(i32),
+    Time(DateTime<Utc>),
+    Text(String),
+    BigInt(i64),
+}
+
+/// The parameters of a statement built at run time, numbered as they are added.
+#[derive(Default)]
+struct Params(Vec<Param>);
+
+impl Params {
+    /// Adds a parameter; returns its placeholder (`$n`).
+    fn add(&mut self, p: Param) -> String {
+        self.0.push(p);
+        format!("${}", self.0.len())
+    }
+
+    fn bind(self, sql: String) -> BoxedSqlQuery<'static, Pg, SqlQuery> {
+        self.0
+            .into_iter()
+            .fold(diesel::sql_query(sql).into_boxed::<Pg>(), |q, p| match p {
+                Param::Uuid(v) => q.bind::<SqlUuid, _>(v),
+                Param::Int(v) => q.bind::<Integer, _>(v),
+                Param::Time(v) => q.bind::<Timestamptz, _>(v),
+                Param::Text(v) => q.bind::<Text, _>(v),
+                Param::BigInt(v) => q.bind::<BigInt, _>(v),
+            })
+    }
+}
+
+/// The `WHERE` conditions of `range` from `from`, with their parameters added.
+fn range_conditions(range: &SeriesRange, from: RangeStart, params: &mut Params) -> String {
+    let mut conds = vec![
+        format!("user_id = {}", params.add(Param::Uuid(range.user_id))),
+        format!("series_id = {}", params.add(Param::Int(range.series_id))),
+    ];
+    if let Some(t) = range.start {
+        conds.push(format!("time >= {}", params.add(Param::Time(t))));
+    }
+    if let Some(t) = range.end {
+        conds.push(format!("time <= {}", params.add(Param::Time(t))));
+    }
+    if let Some(s) = range.session_id {
+        conds.push(format!("session_id = {}", params.add(Param::Uuid(s))));
+    }
+    match from {
+        RangeStart::Start => {}
+        RangeStart::AtOrAfter(t) => conds.push(format!("time >= {}", params.add(Param::Time(t)))),
+        // The plain `time >=` lets the planner prune partitions; the row comparison is
+        // an index condition on (time, session_id).
+        RangeStart::After(t, s) => {
+            let t = params.add(Param::Time(t));
+            let s = params.add(Param::Uuid(s));
+            conds.push(format!("time >= {t}"));
+            conds.push(format!("(time, session_id) > ({t}, {s})"));
+        }
+    }
+    conds.join(" AND ")
+}
+
 /// The next at most `limit` points of `range` after `from`.
 pub fn range_page(
     conn: &mut PgConnection,
@@ -130,63 +195,75 @@ pub fn range_page(
     from: RangeStart,
     limit: i64,
 ) -> QueryResult<Vec<StoredPoint>> {
-    // Parameters are numbered as they are bound; `$1`, `$2` are the user and series.
-    let mut conds = vec!["user_id = $1".to_string(), "series_id = $2".to_string()];
-    let mut n = 2;
-    let mut next = || {
-        n += 1;
-        n
-    };
-    let start_p = range.start.map(|_| next());
-    let end_p = range.end.map(|_| next());
-    let session_p = range.session_id.map(|_| next());
-    let from_p = match from {
-        RangeStart::Start => None,
-        RangeStart::AtOrAfter(_) => Some((next(), None)),
-        RangeStart::After(..) => Some((next(), Some(next()))),
-    };
-    let limit_p = next();
-    if let Some(p) = start_p {
-        conds.push(format!("time >= ${p}"));
-    }
-    if let Some(p) = end_p {
-        conds.push(format!("time <= ${p}"));
-    }
-    if let Some(p) = session_p {
-        conds.push(format!("session_id = ${p}"));
-    }
-    match from_p {
-        None => {}
-        Some((t, None)) => conds.push(format!("time >= ${t}")),
-        // The plain `time >=` lets the planner prune partitions; the row comparison is
-        // an index condition on (time, session_id).
-        Some((t, Some(s))) => {
-            conds.push(format!("time >= ${t}"));
-            conds.push(format!("(time, session_id) > (${t}, ${s})"));
-        }
-    }
+    let mut params = Params::default();
+    let conds = range_conditions(range, from, &mut params);
+    let limit = params.add(Param::BigInt(limit));
     let sql = format!(
-        "SELECT time, session_id, value::text AS value FROM points WHERE {}
-         ORDER BY time, session_id LIMIT ${limit_p}",
-        conds.join(" AND ")
+        "SELECT time, session_id, value::text AS value FROM points WHERE {conds}
+         ORDER BY time, session_id LIMIT {limit}"
     );
-    let mut q = diesel::sql_query(sql)
-        .into_boxed::<Pg>()
-        .bind::<SqlUuid, _>(range.user_id)
-        .bind::<Integer, _>(range.series_id);
-    if let Some(t) = range.start {
-        q = q.bind::<Timestamptz, _>(t);
-    }
-    if let Some(t) = range.end {
-        q = q.bind::<Timestamptz, _>(t);
-    }
-    if let Some(s) = range.session_id {
-        q = q.bind::<SqlUuid, _>(s);
-    }
-    match from {
-        RangeStart::Start => {}
-        RangeStart::AtOrAfter(t) => q = q.bind::<Timestamptz, _>(t),
-        RangeStart::After(t, s) => q = q.bind::<Timestamptz, _>(t).bind::<SqlUuid, _>(s),
-    }
-    q.bind::<BigInt, _>(limit).load(conn)
+    params.bind(sql).load(conn)
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    count: i64,
+}
+
+/// How many points `range` holds.
+pub fn range_count(conn: &mut PgConnection, range: &SeriesRange) -> QueryResult<i64> {
+    let mut params = Params::default();
+    let conds = range_conditions(range, RangeStart::Start, &mut params);
+    let sql = format!("SELECT count(*) AS count FROM points WHERE {conds}");
+    params.bind(sql).get_result::<Count>(conn).map(|c| c.count)
+}
+
+/// One stored point with the number downsampling weighs it by.
+#[derive(Debug, Clone, PartialEq, QueryableByName)]
+pub struct MeasuredPoint {
+    #[diesel(sql_type = Timestamptz)]
+    pub time: DateTime<Utc>,
+    #[diesel(sql_type = SqlUuid)]
+    pub session_id: Uuid,
+    /// The point's [`Measure`]; `None` when it has none (a `null`, a missing field).
+    #[diesel(sql_type = Nullable<Double>)]
+    pub number: Option<f64>,
+    /// The JSON exactly as it was sent; `None` when not asked for.
+    #[diesel(sql_type = Nullable<Text>)]
+    pub value: Option<String>,
+}
+
+/// Like [`range_page`], with each point's `measure` (read from the columns ingest
+/// extracted: `num`, or the field's place in `fields` / `field_values`), and its value
+/// only `with_values`. Without values and with [`Measure::Main`] this reads the primary
+/// key alone (it includes `num`).
+pub fn measured_page(
+    conn: &mut PgConnection,
+    range: &SeriesRange,
+    from: RangeStart,
+    limit: i64,
+    measure: &Measure,
+    with_values: bool,
+) -> QueryResult<Vec<MeasuredPoint>> {
+    let mut params = Params::default();
+    let conds = range_conditions(range, from, &mut params);
+    let number = match measure {
+        Measure::Main => "num".to_string(),
+        Measure::Field(name) => {
+            let name = params.add(Param::Text(name.clone()));
+            format!("field_values[array_position(fields, {name}::text)]")
+        }
+    };
+    let value = if with_values {
+        "value::text"
+    } else {
+        "NULL::text"
+    };
+    let limit = params.add(Param::BigInt(limit));
+    let sql = format!(
+        "SELECT time, session_id, {number} AS number, {value} AS value FROM points
+         WHERE {conds} ORDER BY time, session_id LIMIT {limit}"
+    );
+    params.bind(sql).load(conn)
 }

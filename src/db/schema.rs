@@ -23,6 +23,13 @@ diesel::table! {
 }
 
 diesel::table! {
+    session_owners (session_id) {
+        session_id -> Uuid,
+        user_id -> Uuid,
+    }
+}
+
+diesel::table! {
     points (user_id, series_id, time, session_id) {
         user_id -> Uuid,
         series_id -> Integer,

@@ -23,25 +23,33 @@ pub fn lock_session_ids(conn: &mut PgConnection, ids: &[Uuid]) -> QueryResult<()
     .map(|_| ())
 }
 
-#[derive(QueryableByName)]
-struct OwnerRow {
-    #[diesel(sql_type = SqlUuid)]
-    session_id: Uuid,
-    #[diesel(sql_type = SqlUuid)]
-    user_id: Uuid,
-}
-
 /// The owner of each of `ids` that exists.
 pub fn owners(conn: &mut PgConnection, ids: &[Uuid]) -> QueryResult<HashMap<Uuid, Uuid>> {
-    let rows: Vec<OwnerRow> = diesel::sql_query(
-        "SELECT session_id, user_id FROM sessions WHERE session_id = ANY($1::uuid[])",
-    )
-    .bind::<Array<SqlUuid>, _>(ids)
-    .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .map(|r| (r.session_id, r.user_id))
-        .collect())
+    use super::schema::session_owners::dsl as o;
+    let rows: Vec<(Uuid, Uuid)> = o::session_owners
+        .filter(o::session_id.eq_any(ids))
+        .select((o::session_id, o::user_id))
+        .load(conn)?;
+    Ok(rows.into_iter().collect())
+}
+
+/// Records the owners of new sessions, `(session, user)` each, as a multi-row `VALUES`
+/// (which Citus splits by shard on the coordinator; an `INSERT ... SELECT` would gather
+/// the rows there first). Call inside the transaction that holds their
+/// [`lock_session_ids`] and found them free.
+pub fn claim(conn: &mut PgConnection, new: &[(Uuid, Uuid)]) -> QueryResult<()> {
+    use super::schema::session_owners::dsl as o;
+    // Two bound values a row, well within PostgreSQL's 65,535.
+    for chunk in new.chunks(10_000) {
+        let rows: Vec<_> = chunk
+            .iter()
+            .map(|&(session, user)| (o::session_id.eq(session), o::user_id.eq(user)))
+            .collect();
+        diesel::insert_into(o::session_owners)
+            .values(&rows)
+            .execute(conn)?;
+    }
+    Ok(())
 }
 
 /// Creates sessions that do not exist and records a new `start_ts` when one is given.
@@ -103,11 +111,15 @@ pub fn page_for_user(
         .load(conn)
 }
 
-/// The session with this id, whoever owns it.
+/// The session with this id, whoever owns it: its owner first (by id), then the session
+/// under its owner, each a look-up Citus routes to one shard.
 pub fn get(conn: &mut PgConnection, session: Uuid) -> QueryResult<Option<SessionRow>> {
     use super::schema::sessions::dsl as s;
+    let Some(&user) = owners(conn, &[session])?.get(&session) else {
+        return Ok(None);
+    };
     s::sessions
-        .filter(s::session_id.eq(session))
+        .filter(s::user_id.eq(user).and(s::session_id.eq(session)))
         .select(SessionRow::as_select())
         .first(conn)
         .optional()
@@ -151,28 +163,37 @@ pub fn series_stats(
     .load(conn)
 }
 
-/// Deletes the session's points (all within `within`, the owner's span; `None`: the
-/// owner has none) and the session; call inside a transaction that holds
-/// [`lock_session_ids`] for it. Returns the number of points deleted.
+/// Deletes the points of `user`'s `sessions` (all within `within`, the owner's span;
+/// `None`: the owner has none) and the sessions; call inside a transaction that holds
+/// [`lock_session_ids`] for them. Returns the number of sessions and of points deleted.
 pub fn delete(
     conn: &mut PgConnection,
     user: Uuid,
-    session: Uuid,
+    sessions: &[Uuid],
     within: Option<(DateTime<Utc>, DateTime<Utc>)>,
-) -> QueryResult<usize> {
+) -> QueryResult<(usize, usize)> {
     use super::schema::sessions::dsl as s;
     let points = match within {
         Some((from, to)) => diesel::sql_query(
-            "DELETE FROM points WHERE user_id = $1 AND session_id = $2 AND time >= $3 AND time <= $4",
+            "DELETE FROM points
+             WHERE user_id = $1 AND session_id = ANY($2) AND time >= $3 AND time <= $4",
         )
         .bind::<SqlUuid, _>(user)
-        .bind::<SqlUuid, _>(session)
+        .bind::<Array<SqlUuid>, _>(sessions)
         .bind::<Timestamptz, _>(from)
         .bind::<Timestamptz, _>(to)
         .execute(conn)?,
         None => 0,
     };
-    diesel::delete(s::sessions.filter(s::user_id.eq(user).and(s::session_id.eq(session))))
+    let deleted =
+        diesel::delete(s::sessions.filter(s::user_id.eq(user).and(s::session_id.eq_any(sessions))))
+            .execute(conn)?;
+    {
+        use super::schema::session_owners::dsl as o;
+        diesel::delete(
+            o::session_owners.filter(o::session_id.eq_any(sessions).and(o::user_id.eq(user))),
+        )
         .execute(conn)?;
-    Ok(points)
+    }
+    Ok((deleted, points))
 }

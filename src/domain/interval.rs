@@ -43,6 +43,41 @@ impl CalendarUnit {
 /// intervals stop near 290,000 years) stays far from overflowing.
 pub const MAX_FIXED_SECS: i64 = 36_525 * 86_400;
 
+/// Why a text is not a width.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WidthError {
+    /// Not `<n><unit>`.
+    NotAWidth,
+    Zero,
+    /// Longer than [`MAX_FIXED_SECS`].
+    TooLong,
+}
+
+/// A width `<n>s`, `<n>m`, `<n>h`, `<n>d` or `<n>w` (`30s`, `90m`, `3d`) in seconds: a
+/// whole number of at most 9 digits, more than zero, at most [`MAX_FIXED_SECS`].
+pub fn parse_width(s: &str) -> Result<i64, WidthError> {
+    let s = s.trim();
+    let unit = s.chars().last().ok_or(WidthError::NotAWidth)?;
+    let digits = &s[..s.len() - unit.len_utf8()];
+    if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) || digits.len() > 9 {
+        return Err(WidthError::NotAWidth);
+    }
+    let n: i64 = digits.parse().map_err(|_| WidthError::NotAWidth)?;
+    let secs = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86_400,
+        'w' => 604_800,
+        _ => return Err(WidthError::NotAWidth),
+    };
+    match n * secs {
+        0 => Err(WidthError::Zero),
+        w if w > MAX_FIXED_SECS => Err(WidthError::TooLong),
+        w => Ok(w),
+    }
+}
+
 /// The bucket width of a query.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Interval {
@@ -78,30 +113,15 @@ impl Interval {
                  or a width like 30s, 5m, 3h, 5d, 2w."
             )
         };
-        let unit = s.chars().last().ok_or_else(err)?;
-        let digits = &s[..s.len() - unit.len_utf8()];
-        if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) || digits.len() > 9 {
-            return Err(err());
-        }
-        let n: i64 = digits.parse().map_err(|_| err())?;
-        if n == 0 {
-            return Err(format!("Interval '{s}' must be longer than zero."));
-        }
-        let secs = match unit {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86_400,
-            'w' => 604_800,
-            _ => return Err(err()),
-        };
-        if n * secs > MAX_FIXED_SECS {
-            return Err(format!(
+        match parse_width(s) {
+            Ok(secs) => Ok(Self::Fixed(secs)),
+            Err(WidthError::NotAWidth) => Err(err()),
+            Err(WidthError::Zero) => Err(format!("Interval '{s}' must be longer than zero.")),
+            Err(WidthError::TooLong) => Err(format!(
                 "Interval '{s}' is longer than the maximum of {}d (100 years).",
                 MAX_FIXED_SECS / 86_400
-            ));
+            )),
         }
-        Ok(Self::Fixed(n * secs))
     }
 
     /// How many buckets a query over `start..=end` answers per series: from the bucket

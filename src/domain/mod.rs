@@ -2,6 +2,7 @@
 //! edge ("parse, don't validate"); services and the database layer only see them.
 
 pub mod api_token;
+pub mod downsample;
 pub mod gap_fill;
 pub mod interval;
 pub mod json_depth;
@@ -9,5 +10,6 @@ pub mod point_value;
 pub mod query;
 pub mod rollup_plan;
 pub mod series_shape;
+pub mod sketch;
 pub mod timestamp;
 pub mod write_window;

@@ -1,6 +1,7 @@
 //! The parameters of `GET /api/timeseries/` once validated: aggregation, fill, series
 //! patterns.
 
+use super::interval::{Interval, MAX_FIXED_SECS, WidthError, parse_width};
 use regex::{Regex, RegexBuilder};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -52,6 +53,17 @@ impl AggFunc {
             Self::P95 => "p95",
             Self::P99 => "p99",
             Self::Stddev => "stddev",
+        }
+    }
+
+    /// The quantile a percentile stands for (`median` 0.5, `p90` 0.9, ...).
+    pub fn quantile(self) -> Option<f64> {
+        match self {
+            Self::Median => Some(0.5),
+            Self::P90 => Some(0.9),
+            Self::P95 => Some(0.95),
+            Self::P99 => Some(0.99),
+            _ => None,
         }
     }
 
@@ -109,6 +121,35 @@ impl Fill {
             Self::Previous => "previous",
             Self::Linear => "linear",
         }
+    }
+}
+
+/// `max_gap`: the longest gap `fill=previous|linear` fills, in whole seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MaxGap(i64);
+
+impl MaxGap {
+    /// Parses a width (`90m`, `3d`, `2w`), as fixed `interval` widths are written.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        parse_width(s).map(Self).map_err(|e| match e {
+            WidthError::NotAWidth => format!(
+                "'{}' is not a duration: use a width like 90m, 6h, 3d, 2w.",
+                s.trim().chars().take(40).collect::<String>()
+            ),
+            WidthError::Zero => "Must be longer than zero.".into(),
+            WidthError::TooLong => {
+                format!("Must be at most {}d (100 years).", MAX_FIXED_SECS / 86_400)
+            }
+        })
+    }
+
+    pub fn seconds(self) -> i64 {
+        self.0
+    }
+
+    /// As metadata and cache keys show it (`90m`, `3d`).
+    pub fn canonical(self) -> String {
+        Interval::Fixed(self.0).canonical()
     }
 }
 
@@ -321,5 +362,15 @@ mod tests {
         assert!(AggFunc::parse("mode").unwrap_err().contains("stddev"));
         assert_eq!(Fill::parse("linear"), Ok(Fill::Linear));
         assert!(Fill::parse("spline").is_err());
+    }
+
+    #[test]
+    fn max_gaps_are_widths() {
+        assert_eq!(MaxGap::parse("90m").unwrap().seconds(), 5400);
+        assert_eq!(MaxGap::parse("90m").unwrap().canonical(), "90m");
+        assert_eq!(MaxGap::parse(" 72h").unwrap().canonical(), "3d");
+        for bad in ["", "3", "1.5h", "-1h", "week", "0m", "36526d"] {
+            assert!(MaxGap::parse(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -3,6 +3,7 @@
 
 use super::{Job, JobStats, spawn};
 use crate::config::Settings;
+use crate::db::maintenance::StorageMode;
 use crate::db::{self, DbPool, locks, partitions::PartitionManager};
 use crate::services::catalogue::Catalogue;
 use std::sync::Arc;
@@ -94,6 +95,26 @@ pub fn spawn_all(
                 let vacuumed = db::rollups::vacuum(conn)?;
                 Ok(summary(!vacuumed.is_empty(), || {
                     format!("vacuumed {}", vacuumed.join(", "))
+                }))
+            }),
+        });
+    }
+    if let Some(weeks) = settings.compress_after_weeks {
+        let parts = partitions.clone();
+        jobs.start(Job {
+            name: "compression",
+            quiet: true,
+            lock_key: locks::COMPRESSION_JOB,
+            period: settings.maintenance_period,
+            run: Arc::new(move |conn| {
+                // Only TimescaleDB compresses (the service said so at start).
+                if parts.mode(conn)? != StorageMode::Timescaledb {
+                    return Ok(String::new());
+                }
+                let cutoff = chrono::Utc::now() - chrono::TimeDelta::weeks(i64::from(weeks));
+                let compressed = db::compression::compress_before(conn, cutoff)?;
+                Ok(summary(!compressed.is_empty(), || {
+                    format!("compressed {}", compressed.join(", "))
                 }))
             }),
         });

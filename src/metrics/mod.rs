@@ -4,6 +4,7 @@
 //! use, job runs and rollup lag are handed to [`Metrics::render`] at each scrape; the
 //! `process_*` series are read from `/proc` (the `process` submodule; Linux only).
 
+use crate::db::replicas::{ReplicaReport, State};
 use crate::db::rollups::RollupBacklog;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
@@ -55,6 +56,9 @@ pub struct Metrics {
     pub points_ingested: AtomicU64,
     pub cache_hits: AtomicU64,
     pub cache_misses: AtomicU64,
+    /// Uncached queries planned again: their statement saw hours awaiting the rollup
+    /// job that their plan had read from rollup rows.
+    pub query_replans: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -65,6 +69,7 @@ impl Default for Metrics {
             points_ingested: AtomicU64::new(0),
             cache_hits: AtomicU64::new(0),
             cache_misses: AtomicU64::new(0),
+            query_replans: AtomicU64::new(0),
         }
     }
 }
@@ -84,7 +89,8 @@ impl Metrics {
 
     /// The text exposition ([`CONTENT_TYPE`]). `pool` is (open, idle, max) connections;
     /// `jobs` the background jobs' statistics by name; `rollup` the rollup job's backlog
-    /// (`None`: unknown, its series are left out).
+    /// (`None`: unknown, its series are left out); `reads` the reads the primary
+    /// answered, and each replica.
     ///
     /// The registry is built for each scrape, since half of what it holds is handed in
     /// here; a series family with no sample yet is left out, its `# TYPE` line too.
@@ -93,6 +99,7 @@ impl Metrics {
         pool: (u32, u32, u32),
         jobs: &[(&str, &JobStats)],
         rollup: Option<RollupBacklog>,
+        reads: (u64, &[ReplicaReport]),
     ) -> Result<String, fmt::Error> {
         // Names go in without a counter's `_total`, which the encoder appends, and help
         // texts without their full stop, which `register` appends.
@@ -122,6 +129,11 @@ impl Metrics {
                 "seriesd_cache_misses",
                 "Query answers computed from the database",
                 &self.cache_misses,
+            ),
+            (
+                "seriesd_query_replans",
+                "Uncached queries planned and run again: a write came between reading the hours awaiting the rollup job and the query's statement",
+                &self.query_replans,
             ),
         ] {
             registry.register(name, help, ConstCounter::new(value.load(Ordering::Relaxed)));
@@ -182,12 +194,66 @@ impl Metrics {
                 ConstGauge::new(backlog.failed_hours),
             );
         }
+        register_reads(&mut registry, reads);
         #[cfg(target_os = "linux")]
         registry.register_collector(Box::new(process::ProcessCollector));
         let mut text = String::new();
         prometheus_text::encode(&mut text, &registry)?;
         Ok(text)
     }
+}
+
+/// Where reads were answered, and each replica's state.
+fn register_reads(registry: &mut Registry, (primary, replicas): (u64, &[ReplicaReport])) {
+    let servers = std::iter::once(("primary".to_owned(), primary))
+        .chain(replicas.iter().map(|r| (r.name.clone(), r.reads)));
+    registry.register_collector(Box::new(Labelled {
+        name: "seriesd_reads",
+        help: "Reads a replica may answer (queries, latest, points, sessions), by the server that answered: primary or a replica.",
+        label: "server",
+        samples: servers.map(|(s, n)| (s, ConstCounter::new(n))).collect(),
+    }));
+    let per_replica = |value: &dyn Fn(&ReplicaReport) -> u64| {
+        replicas
+            .iter()
+            .map(|r| (r.name.clone(), ConstCounter::new(value(r))))
+            .collect()
+    };
+    registry.register_collector(Box::new(Labelled {
+        name: "seriesd_replica_behind",
+        help: "Reads a replica passed on: it had not replayed the user's latest write yet.",
+        label: "replica",
+        samples: per_replica(&|r| r.behind),
+    }));
+    registry.register_collector(Box::new(Labelled {
+        name: "seriesd_replica_failures",
+        help: "Reads that failed on a replica and were answered elsewhere.",
+        label: "replica",
+        samples: per_replica(&|r| r.failures),
+    }));
+    registry.register_collector(Box::new(Labelled {
+        name: "seriesd_replica_up",
+        help: "Whether a replica serves reads (1) or not (0: starting, lagging, down or unusable).",
+        label: "replica",
+        samples: replicas
+            .iter()
+            .map(|r| {
+                (
+                    r.name.clone(),
+                    ConstGauge::new(i64::from(r.status.state == State::Ok)),
+                )
+            })
+            .collect(),
+    }));
+    registry.register_collector(Box::new(Labelled {
+        name: "seriesd_replica_lag_seconds",
+        help: "How far a replica was behind the primary at its last check (at least this much while it lags).",
+        label: "replica",
+        samples: replicas
+            .iter()
+            .filter_map(|r| Some((r.name.clone(), ConstGauge::new(r.status.lag?.as_secs_f64()))))
+            .collect(),
+    }));
 }
 
 /// One family of values read at scrape time, one sample per value of a single label.
@@ -229,6 +295,7 @@ mod tests {
         m.points_ingested.fetch_add(10, Ordering::Relaxed);
         m.cache_hits.fetch_add(4, Ordering::Relaxed);
         m.cache_misses.fetch_add(5, Ordering::Relaxed);
+        m.query_replans.fetch_add(3, Ordering::Relaxed);
         let stats = JobStats::default();
         stats.runs.fetch_add(2, Ordering::Relaxed);
         stats.failures.fetch_add(1, Ordering::Relaxed);
@@ -237,8 +304,24 @@ mod tests {
             lag_seconds: 12.5,
             failed_hours: 2,
         };
-        m.render((3, 1, 16), &[("partition-premake", &stats)], Some(backlog))
-            .unwrap()
+        let replica = ReplicaReport {
+            name: "r1:5432/seriesd".into(),
+            status: crate::db::replicas::Status {
+                state: State::Ok,
+                lag: Some(std::time::Duration::from_millis(250)),
+                detail: None,
+            },
+            reads: 7,
+            behind: 2,
+            failures: 1,
+        };
+        m.render(
+            (3, 1, 16),
+            &[("partition-premake", &stats)],
+            Some(backlog),
+            (5, &[replica]),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -257,6 +340,7 @@ mod tests {
             "seriesd_points_ingested_total 10",
             "seriesd_cache_hits_total 4",
             "seriesd_cache_misses_total 5",
+            "seriesd_query_replans_total 3",
             "seriesd_db_pool_connections{state=\"in_use\"} 2",
             "seriesd_db_pool_connections{state=\"idle\"} 1",
             "seriesd_db_pool_max_connections 16",
@@ -265,6 +349,12 @@ mod tests {
             "seriesd_job_skipped_total{job=\"partition-premake\"} 3",
             "seriesd_rollup_lag_seconds 12.5",
             "seriesd_rollup_failed_hours 2",
+            "seriesd_reads_total{server=\"primary\"} 5",
+            "seriesd_reads_total{server=\"r1:5432/seriesd\"} 7",
+            "seriesd_replica_behind_total{replica=\"r1:5432/seriesd\"} 2",
+            "seriesd_replica_failures_total{replica=\"r1:5432/seriesd\"} 1",
+            "seriesd_replica_up{replica=\"r1:5432/seriesd\"} 1",
+            "seriesd_replica_lag_seconds{replica=\"r1:5432/seriesd\"} 0.25",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
         }
@@ -286,6 +376,7 @@ mod tests {
             ("seriesd_points_ingested_total", "counter"),
             ("seriesd_cache_hits_total", "counter"),
             ("seriesd_cache_misses_total", "counter"),
+            ("seriesd_query_replans_total", "counter"),
             ("seriesd_db_pool_connections", "gauge"),
             ("seriesd_db_pool_max_connections", "gauge"),
             ("seriesd_job_runs_total", "counter"),
@@ -293,6 +384,11 @@ mod tests {
             ("seriesd_job_skipped_total", "counter"),
             ("seriesd_rollup_lag_seconds", "gauge"),
             ("seriesd_rollup_failed_hours", "gauge"),
+            ("seriesd_reads_total", "counter"),
+            ("seriesd_replica_behind_total", "counter"),
+            ("seriesd_replica_failures_total", "counter"),
+            ("seriesd_replica_up", "gauge"),
+            ("seriesd_replica_lag_seconds", "gauge"),
         ] {
             let type_line = format!("# TYPE {name} {kind}");
             assert!(
@@ -304,7 +400,9 @@ mod tests {
 
     #[test]
     fn the_rollup_lag_is_left_out_when_unknown() {
-        let text = Metrics::default().render((0, 0, 8), &[], None).unwrap();
+        let text = Metrics::default()
+            .render((0, 0, 8), &[], None, (0, &[]))
+            .unwrap();
         assert!(!text.contains("seriesd_rollup_lag_seconds"));
         assert!(text.contains("seriesd_db_pool_max_connections 8"));
     }
@@ -391,6 +489,10 @@ mod tests {
     #[test]
     fn the_output_is_prometheus_text() {
         assert_prometheus_text(&render_example());
-        assert_prometheus_text(&Metrics::default().render((0, 0, 8), &[], None).unwrap());
+        assert_prometheus_text(
+            &Metrics::default()
+                .render((0, 0, 8), &[], None, (0, &[]))
+                .unwrap(),
+        );
     }
 }

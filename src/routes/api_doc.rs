@@ -36,10 +36,10 @@ its turn, or an ingest body waited longer than `INGEST_MEMORY_WAIT_MS` for its s
 `INGEST_MEMORY_MIB`; retry after `Retry-After` seconds).
 - Times are RFC 3339 with a zone; answers write them in UTC (`Z`).
 
-**Authentication**: every operation except `/health/`, `/metrics/`, `/api/schema/` and \
-`/redoc/` needs an API token, `Authorization: Bearer <token>` (DRF's `Token <token>` \
-works too). Tokens are made with `seriesd token create --admin` or `seriesd token \
-create --user <uuid>`. An admin token may do everything; a user token may only post \
+**Authentication**: every operation except `/health/`, `/metrics/`, `/api/schema/`, \
+`/redoc/` and the explorer's `/ui/` needs an API token, `Authorization: Bearer <token>` \
+(DRF's `Token <token>` works too). Tokens are made with `seriesd token create --admin` \
+or `seriesd token create --user <uuid>`. An admin token may do everything; a user token may only post \
 and read its own user's data (another user's is a `403`, and another user's session \
 is a `404`, exactly as if it did not exist) and may read, not change, the metric-type \
 catalogue.";
@@ -58,6 +58,7 @@ catalogue.";
         routes::sessions::detail,
         routes::sessions::delete,
         routes::timeseries::timeseries,
+        routes::erasure::delete_range,
         routes::points::latest,
         routes::points::points,
         routes::metric_types::list,
@@ -65,11 +66,14 @@ catalogue.";
         routes::metric_types::get,
         routes::metric_types::replace,
         routes::metric_types::delete,
+        routes::erasure::erase_user,
         routes::health::health,
         routes::metrics::metrics,
         routes::docs::schema,
         routes::docs::redoc,
         routes::docs::redoc_script,
+        routes::ui::page,
+        routes::ui::file,
     ),
     components(
         schemas(
@@ -85,6 +89,7 @@ catalogue.";
             IntervalParam,
             TimeParam,
             routes::docs::DocumentFormat,
+            routes::ui::ExplorerFile,
         ),
         responses(
             BadRequest,
@@ -105,8 +110,10 @@ catalogue.";
         (name = "sessions", description = "Posting sessions of points; the stored sessions."),
         (name = "timeseries", description = "Reading points back: bucketed aggregates, the latest values, raw points."),
         (name = "metric types", description = "The catalogue of series and their JSON Schemas."),
+        (name = "users", description = "Erasing everything stored of a user."),
         (name = "service", description = "Health and Prometheus metrics of the service itself."),
         (name = "documentation", description = "This document and ReDoc."),
+        (name = "explorer", description = "A page that draws a user's series in the browser, with the token its user gives it."),
     ),
 )]
 pub struct ApiDoc;

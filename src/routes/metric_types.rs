@@ -6,13 +6,13 @@ use crate::auth::Caller;
 use crate::db;
 use crate::domain::json_depth;
 use crate::error::ApiError;
-use crate::routes::query_params::{LimitOffset, check};
+use crate::routes::query_params::{LimitOffset, bool_param, check};
 use crate::routes::sessions::read_body;
 use crate::services::catalogue_admin::Kind;
 use crate::services::catalogue_admin::{self, MetricTypeInput, MetricTypeView};
 use crate::state::AppState;
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde_json::{Map, json};
+use serde_json::Map;
 use std::collections::BTreeMap;
 use std::collections::HashMap;
 use utoipa::{IntoParams, ToSchema};
@@ -201,16 +201,9 @@ pub async fn delete(
     params: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require_admin()?;
-    let force = match params.get("force").map(|v| v.trim().to_ascii_lowercase()) {
-        None => false,
-        Some(v) if ["true", "1", "yes"].contains(&v.as_str()) => true,
-        Some(v) if ["false", "0", "no"].contains(&v.as_str()) => false,
-        Some(_) => {
-            return Err(ApiError::Invalid(
-                json!({"force": ["Must be true or false."]}),
-            ));
-        }
-    };
+    let mut errors = Map::new();
+    let force = bool_param(&params, "force", &mut errors);
+    check(errors)?;
     let series = path.into_inner();
     let catalogue = state.catalogue.clone();
     let delete = move |conn: &mut diesel::PgConnection| {

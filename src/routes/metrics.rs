@@ -13,7 +13,8 @@ use actix_web::{HttpResponse, web};
     summary = "Prometheus metrics",
     description = "The service's own metrics in Prometheus' text format: requests and latency \
                    by route, points ingested, cache hits and misses, pool use, background \
-                   job runs, rollup lag. Also at `/metrics`.",
+                   job runs, rollup lag, reads by server and each read replica's state and \
+                   lag. Also at `/metrics`.",
     responses(
         (status = 200, description = "Prometheus text exposition format 0.0.4.", body = String,
             content_type = "text/plain; version=0.0.4",
@@ -38,6 +39,7 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
             ),
             &jobs,
             backlog,
+            (state.reads.primary_reads(), &state.reads.reports()),
         )
         .map_err(ApiError::internal)?;
     Ok(HttpResponse::Ok()

@@ -9,6 +9,7 @@
 
 pub mod api_doc;
 pub mod docs;
+pub mod erasure;
 pub mod head;
 pub mod health;
 pub mod metric_types;
@@ -17,6 +18,7 @@ pub mod points;
 pub mod query_params;
 pub mod sessions;
 pub mod timeseries;
+pub mod ui;
 
 use crate::error::ApiError;
 use actix_web::http::Method;
@@ -72,11 +74,17 @@ routes! {
     }
     "/api/timeseries/latest/" as "timeseries-latest" { GET => points::latest }
     "/api/timeseries/points/" as "timeseries-points" { GET => points::points }
-    "/api/timeseries/" as "timeseries" { GET => timeseries::timeseries }
+    "/api/timeseries/" as "timeseries" {
+        GET => timeseries::timeseries,
+        DELETE => erasure::delete_range,
+    }
+    "/api/users/{user_id}/" as "user" { DELETE => erasure::erase_user }
     "/api/schema/" as "schema" { GET => docs::schema }
     "/redoc/" as "redoc" { GET => docs::redoc }
     // Registered with the slash like every path; the page asks for it without one.
     "/redoc/redoc.standalone.js/" as "redoc-script" { GET => docs::redoc_script }
+    "/ui/" as "explorer" { GET => ui::page }
+    "/ui/{file}/" as "explorer-file" { GET => ui::file }
 }
 
 pub use crate::auth::{PUBLIC_PATHS, is_public};

@@ -3,23 +3,26 @@
 //! CSV / NDJSON export).
 
 use crate::auth::Caller;
-use crate::db;
-use crate::domain::query::{PatternLimits, SeriesPatterns};
-use crate::domain::timestamp::parse_time_param;
+use crate::db::replicas::Need;
+use crate::domain::downsample::MaxPoints;
+use crate::domain::query::PatternLimits;
 use crate::error::ApiError;
 use crate::openapi::TimeParam;
-use crate::routes::query_params::{limit_param, required_uuid, url_with, uuid_param};
+use crate::routes::query_params::{
+    limit_param, parsed_param, patterns_param, required_uuid, time_param, url_with, uuid_param,
+};
 use crate::services::retrieval::{
-    self, Export, Format, LatestQuery, LatestResponse, Page, PageRow, PointKey, PointsQuery,
+    self, Downsampling, Export, Format, LatestQuery, LatestResponse, Page, PageRow, PointKey,
+    PointsQuery,
 };
 use crate::services::token_slots::Slot;
 use crate::state::AppState;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tracing::Instrument;
 use utoipa::IntoParams;
 use uuid::Uuid;
@@ -30,33 +33,6 @@ pub const DEFAULT_LIMIT: i64 = 1000;
 pub const MAX_LIMIT: i64 = 10_000;
 /// Export chunks produced ahead of the client.
 const EXPORT_CHUNKS_AHEAD: usize = 2;
-
-fn patterns_param(
-    params: &HashMap<String, String>,
-    limits: &PatternLimits,
-    errors: &mut Map<String, Value>,
-) -> Option<SeriesPatterns> {
-    match SeriesPatterns::parse_with(params.get("series").map_or("", String::as_str), limits) {
-        Ok(p) => Some(p),
-        Err(e) => {
-            errors.insert("series".into(), json!([e]));
-            None
-        }
-    }
-}
-
-fn time_param(
-    params: &HashMap<String, String>,
-    name: &str,
-    errors: &mut Map<String, Value>,
-) -> Option<DateTime<Utc>> {
-    let v = params.get(name)?;
-    parse_time_param(v)
-        .map_err(|e| {
-            errors.insert(name.into(), json!([e]));
-        })
-        .ok()
-}
 
 /// Validates `latest`'s parameters; every problem is reported at once, by parameter.
 pub fn parse_latest(
@@ -106,10 +82,11 @@ pub async fn latest(
     let q = parse_latest(&params, Utc::now(), &state.settings.pattern_limits)?;
     caller.authorize_user(q.user_id)?;
     let snapshot = state.catalogue.snapshot();
-    let response = db::run(&state.pool, move |conn| {
-        retrieval::latest(conn, &snapshot, &q)
-    })
-    .await?;
+    let need = state.reads.need(q.user_id).await?;
+    let response = state
+        .reads
+        .run(need, (), move |conn| retrieval::latest(conn, &snapshot, &q))
+        .await?;
     Ok(HttpResponse::Ok().json(response))
 }
 
@@ -142,22 +119,9 @@ pub fn parse_points(
         );
     }
     let limit = limit_param(params, DEFAULT_LIMIT, MAX_LIMIT, &mut errors);
-    let after = match params.get("cursor").map(|c| PointKey::decode(c)) {
-        None => None,
-        Some(Ok(k)) => Some(k),
-        Some(Err(e)) => {
-            errors.insert("cursor".into(), json!([e]));
-            None
-        }
-    };
-    let format = match params.get("format").map(|f| Format::parse(f)) {
-        None => Format::Json,
-        Some(Ok(f)) => f,
-        Some(Err(e)) => {
-            errors.insert("format".into(), json!([e]));
-            Format::Json
-        }
-    };
+    let after = parsed_param(params, "cursor", PointKey::decode, &mut errors);
+    let max_points = parsed_param(params, "max_points", MaxPoints::parse, &mut errors);
+    let format = parsed_param(params, "format", Format::parse, &mut errors).unwrap_or(Format::Json);
     match (user_id, patterns, usize::try_from(limit)) {
         (Some(user_id), Some(patterns), Ok(limit)) if errors.is_empty() => Ok(PointsRequest {
             query: PointsQuery {
@@ -167,6 +131,7 @@ pub fn parse_points(
                 start,
                 end,
                 after,
+                max_points,
             },
             format,
             limit,
@@ -175,7 +140,7 @@ pub fn parse_points(
     }
 }
 
-/// `GET /api/timeseries/points/?user_id=&series=&start_time=&end_time=&session_id=&limit=&cursor=&format=`.
+/// `GET /api/timeseries/points/?user_id=&series=&start_time=&end_time=&session_id=&limit=&cursor=&format=&max_points=`.
 #[utoipa::path(
     get,
     path = "/api/timeseries/points/",
@@ -188,12 +153,28 @@ pub fn parse_points(
                    (one object per line): the whole range streamed as a download; a failure \
                    part-way aborts the response rather than truncating it. A token runs at \
                    most `MAX_EXPORTS_PER_TOKEN` exports at once (a `429` beyond, until one \
-                   finishes or its client leaves).",
+                   finishes or its client leaves).\n\n\
+                   `max_points=N` (3 to 100,000), in any format, keeps at most N points of \
+                   each series: Largest-Triangle-Three-Buckets over the series' number (for \
+                   an object with several numeric fields, such as `{r, g, b}`, over the \
+                   first by name, keeping whole points), evenly spaced points for series \
+                   without a number; the first and last points of each series are always \
+                   kept. The JSON `metadata` and the `X-Downsampled`, `X-Points-Total` and \
+                   `X-Points-Kept` headers say what was left out. Such a request reads the \
+                   whole range, so in JSON too it counts as an export.",
     params(PointsParams),
     responses(
         (status = 200,
-            headers(("Content-Disposition" = String,
-                description = "Exports only: `attachment; filename=\"points.csv\"` (or `points.ndjson`).")),
+            headers(
+                ("Content-Disposition" = String,
+                    description = "Exports only: `attachment; filename=\"points.csv\"` (or `points.ndjson`)."),
+                ("X-Downsampled" = String,
+                    description = "With `max_points` only: `true` when some series lost points, else `false`."),
+                ("X-Points-Total" = u64,
+                    description = "With `max_points` only: the points of the range, every series together."),
+                ("X-Points-Kept" = u64,
+                    description = "With `max_points` only: the points kept, every series together (over all pages)."),
+            ),
             description = "A page (`json`); the points as CSV; or the points as NDJSON, one \
                 object per line (each item of the array as one line).",
             content(
@@ -221,70 +202,107 @@ pub async fn points(
     caller.authorize_user(q.user_id)?;
     let snapshot = state.catalogue.snapshot();
     if format == Format::Json {
-        let mut page = db::run(&state.pool, move |conn| {
-            retrieval::page(conn, &snapshot, &q, limit)
-        })
-        .await?;
+        let need = state.reads.need(q.user_id).await?;
+        let downsampled = q.max_points.is_some();
+        let read =
+            move |conn: &mut diesel::PgConnection| retrieval::page(conn, &snapshot, &q, limit);
+        let mut page = if !downsampled {
+            state.reads.run(need, (), read).await?
+        } else {
+            // It reads the whole range, as an export does: one of the token's export
+            // slots and a heavy connection until the work is over (even if the client
+            // leaves first).
+            let slot = state.exports.take(caller.token_id)?;
+            let turn = state.heavy.turn().await?;
+            state.reads.run(need, (slot, turn), read).await?
+        };
         page.next = page
             .next_cursor
             .as_deref()
             .map(|c| url_with(&req, &[("cursor", Some(c))]));
-        return Ok(HttpResponse::Ok().json(page));
+        let mut response = HttpResponse::Ok();
+        downsampling_headers(&mut response, page.metadata.as_ref());
+        return Ok(response.json(page));
     }
     let slot = state.exports.take(caller.token_id)?;
-    export(&state, Export::new(&snapshot, &q, format), format, slot).await
+    let need = state.reads.need(q.user_id).await?;
+    export(&state, Export::new(snapshot, q, format), need, slot).await
+}
+
+/// The headers that say what `max_points` left out, in every format: `X-Downsampled`
+/// (`true` when a series lost points), `X-Points-Total` (points in the range) and
+/// `X-Points-Kept` (points kept), every series together. Nothing without `max_points`.
+fn downsampling_headers(response: &mut HttpResponseBuilder, d: Option<&Downsampling>) {
+    if let Some(d) = d {
+        response
+            .insert_header((
+                "X-Downsampled",
+                if d.downsampled { "true" } else { "false" },
+            ))
+            .insert_header(("X-Points-Total", d.points.to_string()))
+            .insert_header(("X-Points-Kept", d.kept.to_string()));
+    }
 }
 
 /// Streams an export: the first chunk is produced before answering (so a failure to
 /// start is a proper error status), the rest by a task that stays at most
 /// [`EXPORT_CHUNKS_AHEAD`] chunks ahead of the client and holds a database connection
-/// only while producing a chunk, within the heavy-work budget. A failure after the
+/// only while producing a chunk, within the heavy-work budget, on any server `need`
+/// allows (a chunk that fails on a replica is made again elsewhere). A failure after the
 /// first chunk aborts the response, so a client never mistakes a truncated export for a
 /// complete one. The token's export `slot` is held by the response body and by that
 /// task, so it is given back once the last chunk went out or the client left.
 async fn export(
     state: &web::Data<AppState>,
     export: Export,
-    format: Format,
+    need: Need,
     slot: Slot,
 ) -> Result<HttpResponse, ApiError> {
-    let rows = retrieval::EXPORT_CHUNK_ROWS;
-    let (export, first) = state
-        .heavy
-        .run(move |conn| {
-            let mut export = export;
-            let chunk = export.next_chunk(conn, rows)?;
-            Ok((export, chunk))
-        })
-        .await?;
+    let format = export.format();
+    let export = Arc::new(Mutex::new(export));
+    let chunk = {
+        let (state, export) = (state.clone(), export.clone());
+        move || {
+            let (state, export) = (state.clone(), export.clone());
+            async move {
+                let turn = state.heavy.turn().await?;
+                state
+                    .reads
+                    .run(need, turn, move |conn| {
+                        let mut export = export.lock().unwrap_or_else(|e| e.into_inner());
+                        export.next_chunk(conn, retrieval::EXPORT_CHUNK_ROWS)
+                    })
+                    .await
+            }
+        }
+    };
+    let first = chunk().await?;
+    let (downsampling, done) = {
+        let export = export.lock().unwrap_or_else(|e| e.into_inner());
+        (export.downsampling(), export.done())
+    };
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<web::Bytes, ApiError>>(EXPORT_CHUNKS_AHEAD);
-    let heavy = state.heavy.clone();
     let slot = Arc::new(slot);
     let producer_slot = slot.clone();
-    let first_done = first.is_none();
+    let first_done = first.is_none() || done;
     actix_web::rt::spawn(
         async move {
             let _slot = producer_slot;
             if first_done {
                 return;
             }
-            let mut export = export;
             loop {
-                let r = heavy
-                    .run(move |conn| {
-                        let chunk = export.next_chunk(conn, rows)?;
-                        Ok((export, chunk))
-                    })
-                    .await;
-                match r {
-                    Ok((rest, Some(chunk))) => {
-                        export = rest;
+                match chunk().await {
+                    Ok(Some(bytes)) => {
                         // A send error means the client went away: stop reading.
-                        if tx.send(Ok(web::Bytes::from(chunk))).await.is_err() {
+                        if tx.send(Ok(web::Bytes::from(bytes))).await.is_err() {
+                            return;
+                        }
+                        if export.lock().unwrap_or_else(|e| e.into_inner()).done() {
                             return;
                         }
                     }
-                    Ok((_, None)) => return,
+                    Ok(None) => return,
                     Err(e) => {
                         tracing::warn!(error = %e, "export failed part-way; aborting the response");
                         let _ = tx.send(Err(e)).await;
@@ -301,6 +319,7 @@ async fn export(
     });
     let mut response = HttpResponse::Ok();
     response.content_type(format.content_type());
+    downsampling_headers(&mut response, downsampling.as_ref());
     if format == Format::Csv {
         response.insert_header(("Content-Disposition", "attachment; filename=\"points.csv\""));
     } else {
@@ -358,6 +377,12 @@ pub struct PointsParams {
     /// Default 1000.
     #[param(minimum = 1)]
     limit: Option<i64>,
+    /// At most this many points per series (3 to 100,000), in any format: LTTB over
+    /// the series' number (the first numeric field by name of an object such as
+    /// `{r, g, b}`, whole points kept), evenly spaced points for series without one;
+    /// first and last points kept. Default: every point.
+    #[param(minimum = 3, maximum = 100000, example = 1000)]
+    max_points: Option<u32>,
     /// A `next_cursor` from a previous page: continue strictly after that point.
     #[param(
         pattern = "^[A-Za-z0-9_-]{39}$",
@@ -437,5 +462,22 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(fields(e), ["cursor", "format", "limit", "start_time"]);
+    }
+
+    #[test]
+    fn max_points_is_optional_and_from_3_to_100000() {
+        let r = parse_points(&params(&[("user_id", USER)]), &LIMITS).unwrap();
+        assert_eq!(r.query.max_points, None);
+        let r = parse_points(
+            &params(&[("user_id", USER), ("max_points", "3"), ("format", "csv")]),
+            &LIMITS,
+        )
+        .unwrap();
+        assert_eq!(r.query.max_points.map(MaxPoints::get), Some(3));
+        for bad in ["", "2", "0", "-1", "100001", "ten", "5.5"] {
+            let e = parse_points(&params(&[("user_id", USER), ("max_points", bad)]), &LIMITS)
+                .unwrap_err();
+            assert_eq!(fields(e), ["max_points"], "{bad}");
+        }
     }
 }

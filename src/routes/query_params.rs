@@ -8,8 +8,11 @@
 //! empty `results` with the true `count`.
 
 use crate::config::TrustedProxies;
+use crate::domain::query::{PatternLimits, SeriesPatterns};
+use crate::domain::timestamp::parse_time_param;
 use crate::error::ApiError;
 use actix_web::{HttpRequest, web};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
@@ -42,6 +45,64 @@ pub fn required_uuid(
         return None;
     }
     uuid_param(params, name, errors)
+}
+
+/// `series` from the query (every series when absent), its error recorded.
+pub fn patterns_param(
+    params: &HashMap<String, String>,
+    limits: &PatternLimits,
+    errors: &mut Map<String, Value>,
+) -> Option<SeriesPatterns> {
+    match SeriesPatterns::parse_with(params.get("series").map_or("", String::as_str), limits) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            errors.insert("series".into(), json!([e]));
+            None
+        }
+    }
+}
+
+/// The parameter `name` parsed by `parse`, if present; its error is recorded.
+pub fn parsed_param<T>(
+    params: &HashMap<String, String>,
+    name: &str,
+    parse: impl Fn(&str) -> Result<T, String>,
+    errors: &mut Map<String, Value>,
+) -> Option<T> {
+    parse(params.get(name)?)
+        .map_err(|e| {
+            errors.insert(name.into(), json!([e]));
+        })
+        .ok()
+}
+
+/// A time parameter (RFC 3339 or `YYYY-MM-DD`), if present; its error is recorded.
+pub fn time_param(
+    params: &HashMap<String, String>,
+    name: &str,
+    errors: &mut Map<String, Value>,
+) -> Option<DateTime<Utc>> {
+    parsed_param(params, name, parse_time_param, errors)
+}
+
+/// A `true`/`false` parameter (also `1`/`0`, `yes`/`no`), `false` when absent; anything
+/// else is an error.
+pub fn bool_param(
+    params: &HashMap<String, String>,
+    name: &str,
+    errors: &mut Map<String, Value>,
+) -> bool {
+    parsed_param(
+        params,
+        name,
+        |v| match v.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => Ok(true),
+            "false" | "0" | "no" => Ok(false),
+            _ => Err("Must be true or false.".to_string()),
+        },
+        errors,
+    )
+    .unwrap_or(false)
 }
 
 /// `limit` from the query: `default` when absent, capped to `max`, at least 1.

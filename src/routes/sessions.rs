@@ -454,10 +454,13 @@ pub async fn list(
         return Err(ApiError::field("user_id", "This parameter is required."));
     };
     caller.authorize_user(user)?;
-    let (count, rows) = db::run(&state.pool, move |conn| {
-        session_service::list(conn, user, page.limit, page.offset)
-    })
-    .await?;
+    let need = state.reads.need(user).await?;
+    let (count, rows) = state
+        .reads
+        .run(need, (), move |conn| {
+            session_service::list(conn, user, page.limit, page.offset)
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(page.envelope(&req, count, rows)))
 }
 
@@ -490,10 +493,17 @@ pub async fn detail(
 ) -> Result<HttpResponse, ApiError> {
     let id = session_id(&path)?;
     let visible_to = caller.restricted_to();
-    let detail = db::run(&state.pool, move |conn| {
-        session_service::detail(conn, id, visible_to)
+    // Whose session it is, from the primary; then its points from any server that holds
+    // every write of that user so far.
+    let row = db::run(&state.pool, move |conn| {
+        session_service::locate(conn, id, visible_to)
     })
     .await?;
+    let need = state.reads.need(row.user_id).await?;
+    let detail = state
+        .reads
+        .run(need, (), move |conn| session_service::detail(conn, &row))
+        .await?;
     Ok(HttpResponse::Ok().json(detail))
 }
 

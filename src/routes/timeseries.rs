@@ -1,12 +1,13 @@
 //! `GET /api/timeseries/`: bucketed aggregates, cached.
 
 use crate::auth::Caller;
+use crate::db::maintenance::StorageMode;
 use crate::domain::interval::Interval;
-use crate::domain::query::{AggFunc, Fill, PatternLimits, SeriesPatterns};
+use crate::domain::query::{AggFunc, Fill, MaxGap, PatternLimits};
 use crate::domain::timestamp::parse_time_param;
 use crate::error::ApiError;
 use crate::openapi::{IntervalParam, TimeParam};
-use crate::routes::query_params::{required_uuid, uuid_param};
+use crate::routes::query_params::{patterns_param, required_uuid, uuid_param};
 use crate::services::query::cached::CachedQuery;
 use crate::services::query::{QueryResponse, TimeseriesQuery};
 use crate::state::AppState;
@@ -31,16 +32,7 @@ pub fn parse_params(
     let mut errors = Map::new();
     let user_id = required_uuid(params, "user_id", &mut errors);
     let session_id = uuid_param(params, "session_id", &mut errors);
-    let patterns = match SeriesPatterns::parse_with(
-        params.get("series").map_or("", String::as_str),
-        pattern_limits,
-    ) {
-        Ok(p) => Some(p),
-        Err(e) => {
-            errors.insert("series".into(), json!([e]));
-            None
-        }
-    };
+    let patterns = patterns_param(params, pattern_limits, &mut errors);
     let interval = match Interval::parse(params.get("interval").map_or("week", String::as_str)) {
         Ok(i) => Some(i),
         Err(e) => {
@@ -88,6 +80,32 @@ pub fn parse_params(
         Some(Err(e)) => {
             errors.insert("fill".into(), json!([e]));
             Fill::None
+        }
+    };
+    let max_gap = match params.get("max_gap").map(|g| MaxGap::parse(g)) {
+        None => None,
+        Some(Err(e)) => {
+            errors.insert("max_gap".into(), json!([e]));
+            None
+        }
+        Some(Ok(_))
+            if !errors.contains_key("fill") && !matches!(fill, Fill::Previous | Fill::Linear) =>
+        {
+            errors.insert(
+                "max_gap".into(),
+                json!(["max_gap applies to fill=previous and fill=linear only."]),
+            );
+            None
+        }
+        Some(Ok(g)) => Some(g),
+    };
+    let approx = match params.get("approx").map(|a| a.trim().to_ascii_lowercase()) {
+        None => false,
+        Some(a) if a == "true" || a == "1" => true,
+        Some(a) if a == "false" || a == "0" => false,
+        Some(_) => {
+            errors.insert("approx".into(), json!(["Must be true or false."]));
+            false
         }
     };
     let smooth = match params.get("smooth").map(|s| s.trim().parse::<usize>()) {
@@ -152,8 +170,12 @@ pub fn parse_params(
             agg,
             tz,
             fill,
+            max_gap,
             smooth,
+            approx,
+            // Both from the service's settings and database (`Queries::answer`).
             rollups: true,
+            engine: StorageMode::NativePartitions,
         },
         start_given,
         end_given,
@@ -245,9 +267,23 @@ pub struct TimeseriesParams {
     tz: Option<String>,
     /// Gap filling. Default `none`.
     fill: Option<Fill>,
+    /// With `fill=previous` or `fill=linear` only: the longest gap filled, a width like
+    /// `90m`, `6h`, `3d`, `2w` (at most `36525d`). `linear` fills between two non-empty
+    /// buckets whose starts are at most this far apart; `previous` fills a bucket that
+    /// starts at most this long after the start of the last non-empty bucket. Longer gaps
+    /// stay `null`. Default: any gap.
+    #[param(pattern = "^[0-9]{1,9}[smhdw]$", example = "90m")]
+    max_gap: Option<String>,
     /// Trailing moving average over the last N buckets of each series, after the fill.
     #[param(minimum = 1, maximum = 1000)]
     smooth: Option<u32>,
+    /// `true`: `median`, `p90`, `p95` and `p99` may come from the quantile sketches kept
+    /// in the rollups (DDSketch), each within 1% (relative) of a value between the two
+    /// points that bracket the exact percentile's rank, at the cost of an `avg` over
+    /// rollups; `metadata.approximate` says whether they did. Other aggregates, and
+    /// queries that read no rollups, are answered exactly whatever it says. Default
+    /// `false`: percentiles are exact (`percentile_cont` over raw points).
+    approx: Option<bool>,
 }
 
 #[cfg(test)]

@@ -2,6 +2,8 @@
 
 pub mod catalogue;
 pub mod catalogue_admin;
+pub mod demo_data;
+pub mod erasure;
 pub mod health;
 pub mod ingest;
 pub mod query;

@@ -92,13 +92,20 @@ fn visible(
         .ok_or_else(|| not_found(session))
 }
 
-/// One session and, per series, how many points it holds and their time span.
-pub fn detail(
+/// The session, if it exists and `visible_to` may see it (see [`visible`]): read where
+/// the session is known at once (the primary), to learn whose data [`detail`] reads.
+pub fn locate(
     conn: &mut PgConnection,
     session: Uuid,
     visible_to: Option<Uuid>,
-) -> Result<SessionDetail, ApiError> {
-    let row = visible(conn, session, visible_to)?;
+) -> Result<SessionRow, ApiError> {
+    visible(conn, session, visible_to)
+}
+
+/// The session `row` ([`locate`]) and, per series, how many points it holds and their
+/// time span.
+pub fn detail(conn: &mut PgConnection, row: &SessionRow) -> Result<SessionDetail, ApiError> {
+    let row = row.clone();
     let stats = match generations::span(conn, row.user_id)? {
         Some(span) => sessions::series_stats(conn, row.user_id, row.session_id, span.bounds())?,
         None => Vec::new(),
@@ -138,7 +145,7 @@ pub fn delete(
         if let Some(within) = within {
             crate::db::rollups::invalidate_session(conn, row.user_id, session, within)?;
         }
-        let points = sessions::delete(conn, row.user_id, session, within)?;
+        let (_, points) = sessions::delete(conn, row.user_id, &[session], within)?;
         generations::bump(conn, &[row.user_id])?;
         Ok(points)
     })

@@ -2,7 +2,7 @@
 //! replacing and deleting types (with and without `force`), and that every change is
 //! seen at once by ingest and never rewrites stored points.
 
-use crate::helpers::{TestApp, add_series, count, send};
+use crate::helpers::{TestApp, add_series, count, send, x_cache};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -377,20 +377,12 @@ async fn deleting_a_type_with_points_needs_force_which_deletes_them() {
     let url = app.url(&format!(
         "/api/timeseries/?user_id={user}&start_time=2025-03-01&end_time=2025-03-31&interval=month"
     ));
-    let cache_of = |resp: &awc::ClientResponse<_>| {
-        resp.headers()
-            .get("X-Cache")
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .to_string()
-    };
     let mut resp = app.client.get(url.clone()).send().await.unwrap();
-    assert_eq!(cache_of(&resp), "MISS");
+    assert_eq!(x_cache(&resp), "MISS");
     let before: Value = resp.json().await.unwrap();
     assert_eq!(before["results"].as_array().unwrap().len(), 2, "{before}");
     let resp = app.client.get(url.clone()).send().await.unwrap();
-    assert_eq!(cache_of(&resp), "HIT");
+    assert_eq!(x_cache(&resp), "HIT");
 
     let id_sql = "SELECT count(*) AS n FROM points p JOIN metric_types m ON m.id = p.series_id WHERE m.series = 'lab.ketones'";
     assert_eq!(count(&mut app.conn(), id_sql), 2);
@@ -421,7 +413,7 @@ async fn deleting_a_type_with_points_needs_force_which_deletes_them() {
     assert_eq!(app.get("/api/metrictypes/lab.ketones/").await.0, 404);
     // The cached answer is unreachable: computed afresh, without the deleted series.
     let mut resp = app.client.get(url).send().await.unwrap();
-    assert_eq!(cache_of(&resp), "MISS");
+    assert_eq!(x_cache(&resp), "MISS");
     let after: Value = resp.json().await.unwrap();
     assert_eq!(after["results"].as_array().unwrap().len(), 1, "{after}");
     assert_eq!(after["results"][0]["series"], "session.gut_health_score");

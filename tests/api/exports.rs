@@ -1,6 +1,6 @@
 //! `GET /api/timeseries/points/` as CSV and NDJSON exports: streamed, parsed back point
 //! for point against what was stored, with the server's peak memory flat as the export
-//! grows tenfold.
+//! grows tenfold (downsampled with `max_points` too).
 
 use crate::helpers::{
     SECOND, ServerProcess, TestApp, TestDb, bulk_series, client, expected_points, load_points, time,
@@ -187,6 +187,14 @@ async fn an_exports_peak_memory_stays_flat_when_the_range_grows_tenfold() {
             let lines = export_lines(&server, &format!("user_id={user}&format={format}")).await;
             let header = usize::from(format == "csv");
             assert_eq!(lines, n + header, "{format}");
+            // Downsampled to 3 points a series, whose one bucket is the whole range
+            // but its ends: read twice, a batch at a time, never held.
+            let lines = export_lines(
+                &server,
+                &format!("user_id={user}&format={format}&max_points=3"),
+            )
+            .await;
+            assert_eq!(lines, 2 * 3 + header, "{format}, max_points=3");
         }
         peaks.push(server.peak_rss_kb());
     }

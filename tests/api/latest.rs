@@ -2,8 +2,8 @@
 //! too), read by walking the primary key backwards.
 
 use crate::helpers::{
-    MINUTE, TestApp, add_series, bulk_series, expected_points, ingest, load_points, time,
-    turbine_output,
+    MINUTE, TestApp, add_series, bulk_series, expected_points, ingest, load_points, node_plan,
+    time, turbine_output,
 };
 use chrono::{Duration, TimeZone, Utc};
 use serde_json::{Value, json};
@@ -165,14 +165,16 @@ async fn latest_walks_the_primary_key_backwards() {
     }
     let as_of = start + Duration::days(10);
     for session in [None, Some(sessions[1])] {
-        let plan = seriesd::db::retrieval::explain_latest(
-            &mut conn,
-            users[2],
-            series.0,
-            (start, as_of),
-            session,
-        )
-        .unwrap();
+        let plan = node_plan(
+            &seriesd::db::retrieval::explain_latest(
+                &mut conn,
+                users[2],
+                series.0,
+                (start, as_of),
+                session,
+            )
+            .unwrap(),
+        );
         println!(
             "EXPLAIN latest (session filter: {}):\n{plan}",
             session.is_some()

@@ -2,12 +2,18 @@
 //! test on a database of its own.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod approx_percentiles;
 mod catalogue;
 mod cli;
+mod compression;
+mod downsampled_points;
 mod engines;
+mod erasure;
+mod explorer;
 mod exports;
 mod fair_shares;
 mod faults;
+mod gaps;
 mod headers;
 mod health;
 mod helpers;
@@ -22,10 +28,12 @@ mod openapi;
 mod overload;
 mod points;
 mod query;
+mod replicas;
 mod rollup_appends;
 mod rollup_exactness;
 mod rollup_plans;
 mod rollup_refresh;
+mod round_trips;
 mod sessions;
 mod tenant_isolation;
 mod tokens;

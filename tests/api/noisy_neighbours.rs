@@ -2,10 +2,11 @@
 //! make, one user's partitions stay out of every other user's plans, and data the rollup
 //! job cannot roll up is set aside without stopping the job for anyone.
 
-use crate::helpers::{TestApp, after_first_rollup_run, count, ingest, session_body};
+use crate::helpers::{TestApp, after_first_rollup_run, count, engine, ingest, session_body};
 use chrono::{TimeDelta, Utc};
 use diesel::prelude::*;
 use serde_json::{Value, json};
+use seriesd::db::maintenance::StorageMode;
 use seriesd::db::rollups;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -117,6 +118,13 @@ fn partitions_in_plan(conn: &mut PgConnection, sql: &str) -> usize {
 
 #[actix_web::test]
 async fn one_users_hundreds_of_partitions_stay_out_of_another_users_reads() {
+    if engine() == StorageMode::Citus {
+        // A week's partition there is one table per shard, made by distributed DDL
+        // (about a second each on this machine): 600 of them would take the test ten
+        // minutes. Citus's own plans are checked by `engines::per_user_statements_*`.
+        println!("skipped on Citus: 600 weekly partitions take too long to create there");
+        return;
+    }
     // An import window (the default would refuse 1990): the attacker's points, one a
     // week, make a partition each.
     let app = TestApp::spawn_with(&[("REDIS_URL", ""), ("CACHE_TTL_SECS", "0")]).await;

@@ -200,7 +200,8 @@ async fn methods_a_path_does_not_serve_are_a_json_405_with_allow() {
         let url = app.url(
             &path
                 .replace("{session_id}", "1f1c3c36-8a6e-4a52-9d1e-3f1b7c0e9a11")
-                .replace("{series}", "session.urine.color"),
+                .replace("{series}", "session.urine.color")
+                .replace("{file}", "main.js"),
         );
         let mut resp = app.client.patch(url.clone()).send().await.unwrap();
         assert_eq!(resp.status().as_u16(), 405, "PATCH {path}");

@@ -594,20 +594,10 @@ async fn cached_answers_are_never_stale() {
         )]
     };
     ingest(&app, user, Uuid::new_v4(), &p(1.0)).await;
-    let url = app.url(&format!(
+    let path = format!(
         "/api/timeseries/?user_id={user}&start_time=2025-03-01&end_time=2025-03-31&interval=month"
-    ));
-    let get = || async {
-        let mut resp = app.client.get(url.clone()).send().await.unwrap();
-        let cache = resp
-            .headers()
-            .get("X-Cache")
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .to_string();
-        (cache, resp.body().await.unwrap())
-    };
+    );
+    let get = || app.get_cached(&path);
     let (c1, b1) = get().await;
     let (c2, b2) = get().await;
     assert_eq!((c1.as_str(), c2.as_str()), ("MISS", "HIT"));
@@ -627,9 +617,8 @@ async fn cached_answers_are_never_stale() {
         )],
     )
     .await;
-    let (c3, b3) = get().await;
+    let (c3, v) = get().await;
     assert_eq!(c3, "MISS");
-    let v: Value = serde_json::from_slice(&b3).unwrap();
     assert_eq!(v["results"][0]["value"], json!(2.0));
 }
 

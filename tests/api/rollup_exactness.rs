@@ -12,23 +12,8 @@ use seriesd::domain::query::{AggFunc, Fill, SeriesPatterns};
 use seriesd::domain::rollup_plan::{Pending, Plan};
 use seriesd::services::catalogue::Catalogue;
 use seriesd::services::query::TimeseriesQuery;
+use seriesd::stress::SplitMix64;
 use uuid::Uuid;
-
-/// A small deterministic generator (splitmix64).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 #[actix_web::test]
 async fn the_rollup_path_answers_exactly_what_raw_points_answer() {
@@ -46,7 +31,7 @@ async fn the_rollup_path_answers_exactly_what_raw_points_answer() {
     let mut conn = app.conn();
     // Four months, so that whole months fall inside month and quarter buckets.
     let span_secs = 120 * 86_400;
-    let mut rng = Rng(20_261_124);
+    let mut rng = SplitMix64::new(20_261_124);
     let mut sessions: Vec<(Uuid, Uuid, Value)> = Vec::new();
     // Times already used: reused now and then, so that points of different sessions share
     // a time (first/last must break the tie the same way on both paths).
@@ -168,8 +153,11 @@ async fn the_rollup_path_answers_exactly_what_raw_points_answer() {
                 agg: Some(aggs[rng.below(aggs.len() as u64) as usize]),
                 tz,
                 fill: Fill::None,
+                max_gap: None,
                 smooth: None,
+                approx: false,
                 rollups: true,
+                engine: crate::helpers::engine(),
             };
             let whole = Plan::new(q.interval, q.tz, q.start, q.end, &Pending::default());
             if !whole.months.is_empty() {
@@ -220,8 +208,11 @@ async fn retention_inside_a_month_keeps_the_month_exact() {
             agg: Some(agg),
             tz: Tz::UTC,
             fill: Fill::None,
+            max_gap: None,
             smooth: None,
+            approx: false,
             rollups: true,
+            engine: crate::helpers::engine(),
         };
         assert_same_answers(conn, &snapshot, &q)
     };

@@ -7,6 +7,7 @@ use crate::helpers::{
 };
 use diesel::connection::SimpleConnection;
 use serde_json::{Value, json};
+use seriesd::db::maintenance::StorageMode;
 use seriesd::db::rollups;
 use seriesd::domain::query::AggFunc;
 use seriesd::services::catalogue::Catalogue;
@@ -34,15 +35,24 @@ async fn a_write_committed_while_the_job_recomputes_its_hour_is_counted_once() {
     let mut job_conn = app.conn();
     let job = std::thread::spawn(move || rollups::refresh(&mut job_conn, 1000));
     let mut conn = app.conn();
-    let waiting = "SELECT count(*) AS n FROM pg_stat_activity
-                   WHERE datname = current_database() AND wait_event_type = 'Lock'";
+    // On Citus the job waits on a worker: every node's activity.
+    let activity = match crate::helpers::engine() {
+        StorageMode::Citus => "citus_stat_activity",
+        _ => "pg_stat_activity",
+    };
+    let waiting = &format!(
+        "SELECT count(*) AS n FROM {activity}
+         WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    );
     for _ in 0..500 {
         if count(&mut conn, waiting) > 0 {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    assert_eq!(count(&mut conn, waiting), 1);
+    // Natively the job's one backend waits; on Citus its shard statement can also show
+    // as waiting on the coordinator's shard lock, so more than one row may wait.
+    assert!(count(&mut conn, waiting) >= 1, "the job never waited");
     // A second write to the hour commits meanwhile.
     assert_eq!(app.post("/api/sessions/", &session(2)).await.0, 201);
     holder.batch_execute("ROLLBACK").unwrap();

@@ -174,21 +174,10 @@ async fn deleting_a_session_deletes_its_points_and_stales_the_cache() {
     ingest(&app, user, kept, &p(2.0)).await;
     ingest(&app, other, other_session, &p(7.0)).await;
 
-    let url = app.url(&format!(
+    let path = format!(
         "/api/timeseries/?user_id={user}&start_time=2025-03-01&end_time=2025-03-31&interval=month"
-    ));
-    let get = || async {
-        let mut resp = app.client.get(url.clone()).send().await.unwrap();
-        let cache = resp
-            .headers()
-            .get("X-Cache")
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .to_string();
-        let body: Value = resp.json().await.unwrap();
-        (cache, body)
-    };
+    );
+    let get = || app.get_cached(&path);
     let (c1, b1) = get().await;
     assert_eq!(
         (c1.as_str(), b1["results"][0]["value"].clone()),

@@ -19,7 +19,8 @@ fn concrete_routes() -> Vec<(Method, String)> {
     for (path, methods) in seriesd::routes::ROUTES {
         let path = path
             .replace("{session_id}", &Uuid::new_v4().to_string())
-            .replace("{series}", "session.urine.color");
+            .replace("{series}", "session.urine.color")
+            .replace("{file}", "main.js");
         for m in *methods {
             out.push((Method::from_bytes(m.as_bytes()).unwrap(), path.clone()));
         }

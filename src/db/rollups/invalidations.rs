@@ -3,6 +3,7 @@
 //! with deleted data; the hours awaiting refresh as queries and `/metrics` see them.
 
 use super::*;
+use crate::db::prepared::{Bind, Statement};
 use crate::domain::interval::ORIGIN_RFC3339;
 use crate::domain::rollup_plan::{month_of, next_month};
 use chrono::{DateTime, Utc};
@@ -51,12 +52,64 @@ pub fn invalidate_session(
     .execute(conn)
 }
 
+/// Records `hours` of `user`'s `series` as awaiting refresh (their points were deleted).
+/// Call inside the deleting transaction.
+pub fn invalidate_hours(
+    conn: &mut PgConnection,
+    user: Uuid,
+    series: i32,
+    hours: &[DateTime<Utc>],
+) -> QueryResult<usize> {
+    diesel::sql_query(
+        "INSERT INTO rollup_invalidations (user_id, series_id, hour)
+         SELECT $1, $2, h FROM unnest($3::timestamptz[]) AS h",
+    )
+    .bind::<SqlUuid, _>(user)
+    .bind::<Integer, _>(series)
+    .bind::<diesel::sql_types::Array<Timestamptz>, _>(hours)
+    .execute(conn)
+}
+
+/// Every table of rollup data that holds rows of users: the rollups of each level, the
+/// invalidation log and the hours set aside after a failure.
+pub fn user_rollup_tables() -> impl Iterator<Item = &'static str> {
+    rollup_tables()
+        .map(|(table, _)| table)
+        .chain(["rollup_invalidations", "rollup_failures"])
+}
+
+/// Deletes `user`'s rows of `table` (one of [`user_rollup_tables`]) once no refresh
+/// runs, keeping the job out until the caller's transaction ends (a refresh that read the
+/// user's points before they were deleted could otherwise write rows from them after
+/// this). Returns how many rows went.
+pub fn forget_user_rows(conn: &mut PgConnection, table: &str, user: Uuid) -> QueryResult<usize> {
+    exclude_refresh(conn)?;
+    diesel::sql_query(format!("DELETE FROM {table} WHERE user_id = $1"))
+        .bind::<SqlUuid, _>(user)
+        .execute(conn)
+}
+
+/// Records the hours of `user`'s points with times in `within` as awaiting refresh (the
+/// points a deletion kept, whose rollup rows went with the others).
+pub fn invalidate_user(
+    conn: &mut PgConnection,
+    user: Uuid,
+    within: (DateTime<Utc>, DateTime<Utc>),
+) -> QueryResult<usize> {
+    diesel::sql_query(invalidate_sql(
+        "points WHERE user_id = $1 AND time >= $2 AND time <= $3",
+    ))
+    .bind::<SqlUuid, _>(user)
+    .bind::<Timestamptz, _>(within.0)
+    .bind::<Timestamptz, _>(within.1)
+    .execute(conn)
+}
+
 /// Forgets every rollup of a series (its points were deleted). Call inside the deleting
 /// transaction.
 pub fn forget_series(conn: &mut PgConnection, series_id: i32) -> QueryResult<()> {
     exclude_refresh(conn)?;
-    let tables = rollup_tables().map(|(t, _)| t);
-    for table in tables.chain(["rollup_invalidations", "rollup_failures"]) {
+    for table in user_rollup_tables() {
         diesel::sql_query(format!("DELETE FROM {table} WHERE series_id = $1"))
             .bind::<Integer, _>(series_id)
             .execute(conn)?;
@@ -147,23 +200,34 @@ impl Pending {
 pub struct Cursor(pub(super) Option<Key>);
 
 /// Up to `limit` pending hours after `cursor` in key order (all of them from the
-/// lowest key when there is no cursor), locked for this transaction. Hours set aside
-/// after a failed refresh ([`set_aside`]) are left to [`due_failures`].
+/// lowest key when there is no cursor), locked for this transaction unless the database
+/// is a Citus coordinator (`citus`). Hours set aside after a failed refresh
+/// ([`set_aside`]) are left to [`due_failures`].
 pub(super) fn pending_after(
     conn: &mut PgConnection,
     cursor: &Cursor,
     limit: i64,
+    citus: bool,
 ) -> QueryResult<Vec<Key>> {
     const SELECT: &str = "SELECT user_id, series_id, hour, hourly_exact FROM rollup_invalidations r
          WHERE NOT EXISTS (SELECT 1 FROM rollup_failures f
-                           WHERE (f.user_id, f.series_id, f.hour) = (r.user_id, r.series_id, r.hour))";
-    const ORDER: &str = "ORDER BY user_id, series_id, hour LIMIT $1 FOR UPDATE OF r SKIP LOCKED";
+                           WHERE f.user_id = r.user_id AND f.series_id = r.series_id
+                             AND f.hour = r.hour)";
+    // Citus refuses row locks in a statement over every shard; there the job's advisory
+    // lock alone keeps a second refresh out (every connection goes through the
+    // coordinator, which holds it).
+    let lock = if citus {
+        ""
+    } else {
+        " FOR UPDATE OF r SKIP LOCKED"
+    };
+    let order = format!("ORDER BY user_id, series_id, hour LIMIT $1{lock}");
     let rows: Vec<Pending> = match cursor.0 {
-        None => diesel::sql_query(format!("{SELECT} {ORDER}"))
+        None => diesel::sql_query(format!("{SELECT} {order}"))
             .bind::<BigInt, _>(limit)
             .load(conn),
         Some((user, series, hour)) => diesel::sql_query(format!(
-            "{SELECT} AND (user_id, series_id, hour) > ($2, $3, $4) {ORDER}"
+            "{SELECT} AND (user_id, series_id, hour) > ($2, $3, $4) {order}"
         ))
         .bind::<BigInt, _>(limit)
         .bind::<SqlUuid, _>(user)
@@ -189,12 +253,13 @@ pub struct RollupBacklog {
 /// The rollup job's [`RollupBacklog`].
 pub fn backlog(conn: &mut PgConnection) -> QueryResult<RollupBacklog> {
     diesel::sql_query(
-        "SELECT greatest(coalesce(extract(epoch FROM now() - min(r.created_at)), 0), 0)::float8
-                    AS lag_seconds,
-                (SELECT count(*) FROM rollup_failures) AS failed_hours
-         FROM rollup_invalidations r
-         WHERE NOT EXISTS (SELECT 1 FROM rollup_failures f
-                           WHERE (f.user_id, f.series_id, f.hour) = (r.user_id, r.series_id, r.hour))",
+        // Two subqueries of their own: Citus cannot push one down beside an aggregate.
+        "SELECT (SELECT greatest(coalesce(extract(epoch FROM now() - min(r.created_at)), 0), 0)::float8
+                 FROM rollup_invalidations r
+                 WHERE NOT EXISTS (SELECT 1 FROM rollup_failures f
+                                   WHERE f.user_id = r.user_id AND f.series_id = r.series_id
+                                     AND f.hour = r.hour)) AS lag_seconds,
+                (SELECT count(*) FROM rollup_failures) AS failed_hours",
     )
     .get_result(conn)
 }
@@ -203,20 +268,49 @@ pub fn backlog(conn: &mut PgConnection) -> QueryResult<RollupBacklog> {
 /// after 2^attempts seconds (at most an hour). Its invalidations stay, so queries go on
 /// reading the hour from raw points.
 pub(super) fn set_aside(conn: &mut PgConnection, key: Key, error: &str) -> QueryResult<()> {
+    #[derive(QueryableByName)]
+    struct Attempts {
+        #[diesel(sql_type = Integer)]
+        attempts: i32,
+    }
     let (user, series, hour) = key;
-    diesel::sql_query(
-        "INSERT INTO rollup_failures AS f (user_id, series_id, hour, attempts, retry_at, error)
-         VALUES ($1, $2, $3, 1, now() + interval '1 second', $4)
-         ON CONFLICT (user_id, series_id, hour) DO UPDATE
-         SET attempts = f.attempts + 1, error = excluded.error, failed_at = now(),
-             retry_at = now() + least(power(2, least(f.attempts + 1, 12)), 3600) * interval '1 second'",
-    )
-    .bind::<SqlUuid, _>(user)
-    .bind::<Integer, _>(series)
-    .bind::<Timestamptz, _>(hour)
-    .bind::<diesel::sql_types::Text, _>(error)
-    .execute(conn)?;
-    Ok(())
+    // Read, then update or insert (Citus refuses `now()` beside a column in an update,
+    // and in `ON CONFLICT DO UPDATE`): only the job, under its lock, writes these rows.
+    conn.transaction(|conn| {
+        let before: Option<Attempts> = diesel::sql_query(
+            "SELECT attempts FROM rollup_failures
+             WHERE user_id = $1 AND series_id = $2 AND hour = $3",
+        )
+        .bind::<SqlUuid, _>(user)
+        .bind::<Integer, _>(series)
+        .bind::<Timestamptz, _>(hour)
+        .get_result(conn)
+        .optional()?;
+        let attempts = before.as_ref().map_or(1, |b| b.attempts.saturating_add(1));
+        let sql = if before.is_some() {
+            "UPDATE rollup_failures
+             SET attempts = $5, error = $4, failed_at = now(), retry_at = now() + $6 * interval '1 second'
+             WHERE user_id = $1 AND series_id = $2 AND hour = $3"
+        } else {
+            "INSERT INTO rollup_failures (user_id, series_id, hour, error, attempts, retry_at)
+             VALUES ($1, $2, $3, $4, $5, now() + $6 * interval '1 second')"
+        };
+        diesel::sql_query(sql)
+            .bind::<SqlUuid, _>(user)
+            .bind::<Integer, _>(series)
+            .bind::<Timestamptz, _>(hour)
+            .bind::<diesel::sql_types::Text, _>(error)
+            .bind::<Integer, _>(attempts)
+            .bind::<Double, _>(retry_after_secs(attempts))
+            .execute(conn)?;
+        Ok(())
+    })
+}
+
+/// Seconds before a failed hour's retry after `attempts` failures: 2^attempts, at most
+/// an hour (the first retry comes after 2 s, as 2^1).
+fn retry_after_secs(attempts: i32) -> f64 {
+    2f64.powi(attempts.clamp(0, 12)).min(3600.0)
 }
 
 /// Forgets that `key` failed (its refresh went through).
@@ -262,4 +356,22 @@ pub fn pending_hours(
         .select((dsl::hour, dsl::hourly_exact))
         .distinct()
         .load(conn)
+}
+
+/// The statement reading what [`pending_hours`] reads, as rows `(bucket, n)`: the hour,
+/// and 1 where its hourly rows are exact (see [`crate::db::aggregates::Columns::Pending`]).
+pub fn pending_part(
+    user: Uuid,
+    series: &[i32],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Statement {
+    Statement::new(
+        "SELECT DISTINCT hour, hourly_exact::int FROM rollup_invalidations
+         WHERE user_id = $1 AND series_id = ANY($2) AND hour >= $3 AND hour < $4",
+    )
+    .bind(Bind::Uuid(user))
+    .bind(Bind::Ints(series.to_vec()))
+    .bind(Bind::Time(from))
+    .bind(Bind::Time(to))
 }

@@ -7,6 +7,7 @@
 mod invalidations;
 mod read;
 mod refresh;
+mod sketches;
 mod vacuum;
 
 pub use invalidations::*;
@@ -19,6 +20,7 @@ use diesel::pg::{Pg, PgConnection};
 use diesel::prelude::*;
 use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
 use diesel::sql_types::{Array, BigInt, Integer, Timestamptz, Uuid as SqlUuid};
+use std::collections::{BTreeMap, HashMap};
 use uuid::Uuid;
 
 /// Waits for a running refresh to end and keeps the job out until the caller's
@@ -70,16 +72,88 @@ fn rollup_tables() -> impl Iterator<Item = (&'static str, &'static str)> {
 /// A rollup key: user, series and the start of an hour, day or month.
 pub type Key = (Uuid, i32, DateTime<Utc>);
 
-/// A statement over `unnest($1::uuid[], $2::int[], $3::timestamptz[])`: one key per row.
-fn keyed(sql: &str, keys: &[Key]) -> BoxedSqlQuery<'static, Pg, SqlQuery> {
+/// Which users' keys one statement of the rollup job holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Route {
+    /// Any users' (one PostgreSQL server holds them all).
+    Together,
+    /// Those of users whose rows share one Citus shard, named as `user_id = ANY($4)` for
+    /// every distributed table the statement reads or writes, so that Citus sends the
+    /// whole statement to that shard (joined with the keys' `unnest` alone, it would plan
+    /// for every shard, and refuses some of the statements outright).
+    Shard(Vec<Uuid>),
+}
+
+impl Route {
+    /// How `keys` (sorted) are split into statements: one set for all on one server, one
+    /// per shard on a Citus coordinator (`citus`).
+    pub(super) fn split(
+        conn: &mut PgConnection,
+        keys: Vec<Key>,
+        citus: bool,
+    ) -> QueryResult<Vec<(Route, Vec<Key>)>> {
+        #[derive(QueryableByName)]
+        struct Placed {
+            #[diesel(sql_type = SqlUuid)]
+            user_id: Uuid,
+            #[diesel(sql_type = BigInt)]
+            shard: i64,
+        }
+        if !citus {
+            return Ok(vec![(Route::Together, keys)]);
+        }
+        let mut users: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        users.dedup();
+        // The coordinator's own metadata: no worker is asked.
+        let shard_of: HashMap<Uuid, i64> = diesel::sql_query(
+            "SELECT u AS user_id,
+                    get_shard_id_for_distribution_column('rollup_invalidations', u) AS shard
+             FROM unnest($1::uuid[]) AS u",
+        )
+        .bind::<Array<SqlUuid>, _>(&users)
+        .load::<Placed>(conn)?
+        .into_iter()
+        .map(|p| (p.user_id, p.shard))
+        .collect();
+        let mut groups: BTreeMap<i64, (Vec<Uuid>, Vec<Key>)> = BTreeMap::new();
+        for key in keys {
+            let shard = shard_of.get(&key.0).copied().unwrap_or_default();
+            let (users, keys) = groups.entry(shard).or_default();
+            if users.last() != Some(&key.0) {
+                users.push(key.0);
+            }
+            keys.push(key);
+        }
+        Ok(groups
+            .into_values()
+            .map(|(users, keys)| (Route::Shard(users), keys))
+            .collect())
+    }
+
+    /// The condition naming the users of the rows of `alias`, appended to its `WHERE`.
+    fn on(&self, alias: &str) -> String {
+        match self {
+            Route::Together => String::new(),
+            Route::Shard(_) => format!(" AND {alias}.user_id = ANY($4)"),
+        }
+    }
+}
+
+/// A statement over `unnest($1::uuid[], $2::int[], $3::timestamptz[])`: one key per row,
+/// and the users as `$4` when `route` names them.
+fn keyed(sql: &str, keys: &[Key], route: &Route) -> BoxedSqlQuery<'static, Pg, SqlQuery> {
     let users: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
     let series: Vec<i32> = keys.iter().map(|k| k.1).collect();
     let times: Vec<DateTime<Utc>> = keys.iter().map(|k| k.2).collect();
-    diesel::sql_query(sql.to_string())
+    let q = diesel::sql_query(sql.to_string())
         .into_boxed::<Pg>()
         .bind::<Array<SqlUuid>, _>(users)
         .bind::<Array<Integer>, _>(series)
-        .bind::<Array<Timestamptz>, _>(times)
+        .bind::<Array<Timestamptz>, _>(times);
+    match route {
+        Route::Together => q,
+        Route::Shard(users) => q.bind::<Array<SqlUuid>, _>(users.clone()),
+    }
 }
 
 /// Deletes the rows of `table` whose (user, series, `column`) is one of the keys.
@@ -88,27 +162,44 @@ fn delete_keys(
     table: &str,
     column: &str,
     keys: &[Key],
+    route: &Route,
 ) -> QueryResult<usize> {
     keyed(
         &format!(
             "DELETE FROM {table} r USING unnest($1::uuid[], $2::int[], $3::timestamptz[]) AS t(u, s, k)
-             WHERE r.user_id = t.u AND r.series_id = t.s AND r.{column} = t.k"
+             WHERE r.user_id = t.u AND r.series_id = t.s AND r.{column} = t.k{route}",
+            route = route.on("r"),
         ),
         keys,
+        route,
     )
     .execute(conn)
 }
 
-/// The aggregate columns of numeric rollup rows, in insert order.
+/// Joined to a point `p`, one row per number it holds, `f(field, v)`: its main number
+/// (field '') and each numeric field of its object.
+const NUMBERS_OF_POINT: &str = "CROSS JOIN LATERAL (
+        SELECT ''::text, p.num WHERE p.num IS NOT NULL
+        UNION ALL
+        SELECT * FROM unnest(p.fields, p.field_values)
+    ) AS f(field, v)";
+
+/// The aggregate columns of numeric rollup rows, in insert order (then `sketch`, see
+/// [`sketches`]).
 const NUMBER_COLUMNS: &str = "n, sum, min, max, first_time, first, last_time, last";
 /// Those columns of one key combined from several rows (an hour's appended rows, a
-/// day's hours, a month's days): every aggregate kept is decomposable.
-const NUMBERS_COMBINED: &str = "sum(n), sum(sum), min(min), max(max),
-    min(first_time), (array_agg(first ORDER BY first_time, first))[1],
-    max(last_time), (array_agg(last ORDER BY last_time DESC, last DESC))[1]";
+/// day's hours, a month's days): every aggregate kept is decomposable. `filter` (a
+/// `FILTER` clause, or empty) picks the rows each aggregate combines.
+fn numbers_combined(filter: &str) -> String {
+    format!(
+        "sum(n){filter}, sum(sum){filter}, min(min){filter}, max(max){filter},
+         min(first_time){filter}, (array_agg(first ORDER BY first_time, first){filter})[1],
+         max(last_time){filter}, (array_agg(last ORDER BY last_time DESC, last DESC){filter})[1]"
+    )
+}
 /// The aggregate columns of whole-value rollup rows, in insert order.
 const VALUE_COLUMNS: &str = "n, first_time, first_session, first, last_time, last_session, last";
-/// Those columns combined, as [`NUMBERS_COMBINED`].
+/// Those columns combined, as [`numbers_combined`].
 const VALUES_COMBINED: &str = "sum(n),
     min(first_time), (array_agg(first_session ORDER BY first_time, first_session))[1],
     (array_agg(first ORDER BY first_time, first_session))[1],

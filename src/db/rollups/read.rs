@@ -2,13 +2,12 @@
 //! and hourly rollups with raw points along a [`Plan`].
 
 use super::*;
-use crate::db::aggregates::{FieldRow, JsonRow, NumRow, Selection};
+use crate::db::aggregates::Selection;
 use crate::db::prepared::{Bind, Statement};
 use crate::domain::query::AggFunc;
 use crate::domain::rollup_plan::{Plan, Span};
+use crate::domain::sketch::{key_sql, pack_sql};
 use chrono::{DateTime, Utc};
-use diesel::pg::PgConnection;
-use diesel::prelude::*;
 
 /// The SQL combining partial aggregates (rollup rows, or raw points as one-point rows)
 /// into one aggregate.
@@ -191,18 +190,16 @@ pub(super) fn raw_partials(agg: AggFunc, v: &str, field: &str) -> String {
 
 /// Numeric aggregates per series, bucket and field ('' for the main number) along
 /// `plan`; `fields`: object fields too, not only the main number.
+/// Rows `(series_id, bucket, field, v)`; `None` when there is nothing to read.
 pub fn aggregate_numbers(
-    conn: &mut PgConnection,
     sel: &Selection,
     agg: AggFunc,
     plan: &Plan,
     fields: bool,
-) -> QueryResult<Vec<FieldRow>> {
-    let Some(combine) = combine(agg) else {
-        return Ok(Vec::new());
-    };
+) -> Option<Statement> {
+    let combine = combine(agg)?;
     if plan.is_empty() {
-        return Ok(Vec::new());
+        return None;
     }
     let rollup_cols = "series_id, {bucket} AS bucket, field, n, sum, min, max, first_time, first, last_time, last";
     let only_main = if fields { "" } else { " AND field = ''" };
@@ -211,11 +208,7 @@ pub fn aggregate_numbers(
     if fields {
         q.branch(
             &plan.raw,
-            "points p CROSS JOIN LATERAL (
-                 SELECT ''::text, p.num WHERE p.num IS NOT NULL
-                 UNION ALL
-                 SELECT * FROM unnest(p.fields, p.field_values)
-             ) AS f(field, v)",
+            &format!("points p {NUMBERS_OF_POINT}"),
             "time",
             &raw_partials(agg, "f.v", "f.field"),
             " GROUP BY 1, 2, 3",
@@ -231,20 +224,67 @@ pub fn aggregate_numbers(
     }
     let sql = format!(
         "SELECT series_id, bucket, field, {combine} AS v FROM (\n {}\n) x(series_id, bucket, field, n, sum, min, max, first_time, first, last_time, last)
-         GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+         GROUP BY 1, 2, 3",
         q.union()
     );
-    q.bind(sql).load(conn)
+    Some(q.bind(sql))
+}
+
+/// The pieces of each series', bucket's and field's quantile sketch along `plan` (field
+/// '' for the main number; `fields`: object fields too): its rollup rows as they are, its
+/// raw points one row per sketch key. The caller merges them: fetching a two-year
+/// month-level range's few dozen rows costs less than merging them in SQL.
+/// Rows `(series_id, bucket, field, n, min, max, sketch)`: the numbers of one field in
+/// one bucket that one rollup row holds, or that the bucket's raw points of one sketch
+/// key hold: how many, their minimum and maximum, and their packed sketch
+/// ([`crate::domain::sketch`]; none for a row of at most two). `None` when there is
+/// nothing to read.
+pub fn sketch_rows(sel: &Selection, plan: &Plan, fields: bool) -> Option<Statement> {
+    if plan.is_empty() {
+        return None;
+    }
+    let only_main = if fields { "" } else { " AND field = ''" };
+    let mut q = PlanQuery::new(sel);
+    let cols = "series_id, {bucket} AS bucket, field, n, min, max, sketch";
+    q.rollups(plan, |l| l.numbers, cols, only_main);
+    let raw = |v: &str, field: &str| {
+        let key = key_sql(v);
+        (
+            format!(
+                "series_id, {{bucket}} AS bucket, {field}, count(*), min({v}), max({v}), ARRAY[{}]",
+                pack_sql(&key, "count(*)")
+            ),
+            key,
+        )
+    };
+    if fields {
+        let (cols, key) = raw("f.v", "f.field");
+        q.branch(
+            &plan.raw,
+            &format!("points p {NUMBERS_OF_POINT}"),
+            "time",
+            &cols,
+            &format!(" GROUP BY 1, 2, 3, {key}"),
+        );
+    } else {
+        let (cols, key) = raw("num", "''::text");
+        q.branch(
+            &plan.raw,
+            "points",
+            "time",
+            &cols,
+            &format!(" AND num IS NOT NULL GROUP BY 1, 2, 3, {key}"),
+        );
+    }
+    let sql = q.union();
+    Some(q.bind(sql))
 }
 
 /// Points per series and bucket (any value) along `plan`.
-pub fn count_values(
-    conn: &mut PgConnection,
-    sel: &Selection,
-    plan: &Plan,
-) -> QueryResult<Vec<NumRow>> {
+/// Rows `(series_id, bucket, v)`; `None` when there is nothing to read.
+pub fn count_values(sel: &Selection, plan: &Plan) -> Option<Statement> {
     if plan.is_empty() {
-        return Ok(Vec::new());
+        return None;
     }
     let mut q = PlanQuery::new(sel);
     let cols = "series_id, {bucket} AS bucket, n";
@@ -258,22 +298,18 @@ pub fn count_values(
     );
     let sql = format!(
         "SELECT series_id, bucket, sum(n)::float8 AS v FROM (\n {}\n) x(series_id, bucket, n)
-         GROUP BY 1, 2 ORDER BY 1, 2",
+         GROUP BY 1, 2",
         q.union()
     );
-    q.bind(sql).load(conn)
+    Some(q.bind(sql))
 }
 
 /// The first (or last) stored value per series and bucket along `plan`, by time, then
 /// session id.
-pub fn first_or_last_values(
-    conn: &mut PgConnection,
-    sel: &Selection,
-    plan: &Plan,
-    last: bool,
-) -> QueryResult<Vec<JsonRow>> {
+/// Rows `(series_id, bucket, value)`; `None` when there is nothing to read.
+pub fn first_or_last_values(sel: &Selection, plan: &Plan, last: bool) -> Option<Statement> {
     if plan.is_empty() {
-        return Ok(Vec::new());
+        return None;
     }
     let (which, dir) = if last {
         ("last", "DESC")
@@ -293,8 +329,8 @@ pub fn first_or_last_values(
     );
     let sql = format!(
         "SELECT series_id, bucket, (array_agg(v ORDER BY t {dir}, s {dir}))[1] AS value FROM (\n {}\n) x(series_id, bucket, t, s, v)
-         GROUP BY 1, 2 ORDER BY 1, 2",
+         GROUP BY 1, 2",
         q.union()
     );
-    q.bind(sql).load(conn)
+    Some(q.bind(sql))
 }

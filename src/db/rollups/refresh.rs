@@ -2,6 +2,7 @@
 //! merges hours only appended to, recomputes the others from raw points, then rolls the
 //! touched days and months up from the finer level, all in one snapshot per batch.
 
+use super::sketches::{FIRST_ELEMENT, elements_of_row, sketch_of_numbers, sketch_of_rows};
 use super::*;
 use crate::domain::rollup_plan::{day_of, month_of};
 use chrono::{DateTime, Utc};
@@ -67,10 +68,12 @@ pub fn refresh_from(
     cursor: &mut Cursor,
 ) -> QueryResult<Refreshed> {
     let before = cursor.clone();
+    // Asked once per batch: the statements below take their form from it.
+    let citus = crate::db::maintenance::is_citus(conn)?;
     let batch = conn.build_transaction().repeatable_read().run(|conn| {
-        let todo = next_batch(conn, cursor, limit)?;
+        let todo = next_batch(conn, cursor, limit, citus)?;
         let rows = todo.len();
-        refresh_keys(conn, todo, rows)
+        refresh_keys(conn, todo, rows, citus)
     });
     match batch {
         Err(e) if fails_on_its_data(&e) => {
@@ -78,11 +81,11 @@ pub fn refresh_from(
             // whole batch: refresh its hours one by one and set aside the ones that fail,
             // so every other key goes on being refreshed.
             *cursor = before;
-            let todo = conn.transaction(|conn| next_batch(conn, cursor, limit))?;
+            let todo = conn.transaction(|conn| next_batch(conn, cursor, limit, citus))?;
             let rows = todo.len();
             let mut hours = 0;
             for key in dedup(todo) {
-                hours += refresh_alone(conn, key)?;
+                hours += refresh_alone(conn, key, citus)?;
             }
             Ok(Refreshed { hours, rows })
         }
@@ -94,18 +97,19 @@ pub fn refresh_from(
 /// each on its own; returns how many went through.
 pub fn retry_failed(conn: &mut PgConnection, limit: i64) -> QueryResult<usize> {
     let due = due_failures(conn, limit)?;
+    let citus = !due.is_empty() && crate::db::maintenance::is_citus(conn)?;
     let mut hours = 0;
     for key in due {
-        hours += refresh_alone(conn, key)?;
+        hours += refresh_alone(conn, key, citus)?;
     }
     Ok(hours)
 }
 
 /// Refreshes one hour in a transaction of its own; when its data fails the refresh, sets
 /// it aside (with a log line naming it) instead. Returns 1 when it was refreshed.
-fn refresh_alone(conn: &mut PgConnection, key: Key) -> QueryResult<usize> {
+fn refresh_alone(conn: &mut PgConnection, key: Key, citus: bool) -> QueryResult<usize> {
     let done = conn.build_transaction().repeatable_read().run(|conn| {
-        refresh_keys(conn, vec![key], 1)?;
+        refresh_keys(conn, vec![key], 1, citus)?;
         clear_failure(conn, key)
     });
     match done {
@@ -144,11 +148,17 @@ fn dedup(mut keys: Vec<Key>) -> Vec<Key> {
 
 /// The next up to `limit` invalidation rows' keys after `cursor` (wrapping around), and
 /// moves the cursor past them.
-fn next_batch(conn: &mut PgConnection, cursor: &mut Cursor, limit: i64) -> QueryResult<Vec<Key>> {
-    let mut todo = pending_after(conn, cursor, limit)?;
+fn next_batch(
+    conn: &mut PgConnection,
+    cursor: &mut Cursor,
+    limit: i64,
+    citus: bool,
+) -> QueryResult<Vec<Key>> {
+    let mut todo = pending_after(conn, cursor, limit, citus)?;
     if cursor.0.is_some() && (todo.len() as i64) < limit {
         // Wrap around: the hours up to the cursor (those after it are all taken).
-        let mut wrapped = pending_after(conn, &Cursor::default(), limit - todo.len() as i64)?;
+        let mut wrapped =
+            pending_after(conn, &Cursor::default(), limit - todo.len() as i64, citus)?;
         if let Some(&first) = todo.first() {
             wrapped.retain(|k| *k < first);
         }
@@ -162,18 +172,36 @@ fn next_batch(conn: &mut PgConnection, cursor: &mut Cursor, limit: i64) -> Query
 
 /// Refreshes the hours `todo` (a key may come more than once: one invalidation row per
 /// write) inside the caller's repeatable-read transaction; `rows` is what the batch took.
-fn refresh_keys(conn: &mut PgConnection, todo: Vec<Key>, rows: usize) -> QueryResult<Refreshed> {
+fn refresh_keys(
+    conn: &mut PgConnection,
+    todo: Vec<Key>,
+    rows: usize,
+    citus: bool,
+) -> QueryResult<Refreshed> {
     let todo = dedup(todo);
     if todo.is_empty() {
         return Ok(Refreshed { hours: 0, rows });
     }
+    let hours = todo.len();
+    for (route, keys) in Route::split(conn, todo, citus)? {
+        refresh_routed(conn, &keys, &route)?;
+    }
+    Ok(Refreshed { hours, rows })
+}
+
+/// Refreshes the distinct hours `todo` with statements routed as `route` says.
+fn refresh_routed(conn: &mut PgConnection, todo: &[Key], route: &Route) -> QueryResult<()> {
     // Every invalidation of these hours, and whether each left exact hourly rows.
     let taken: Vec<Pending> = keyed(
-        "DELETE FROM rollup_invalidations r
-         USING unnest($1::uuid[], $2::int[], $3::timestamptz[]) AS t(u, s, k)
-         WHERE r.user_id = t.u AND r.series_id = t.s AND r.hour = t.k
-         RETURNING r.user_id, r.series_id, r.hour, r.hourly_exact",
-        &todo,
+        &format!(
+            "DELETE FROM rollup_invalidations r
+             USING unnest($1::uuid[], $2::int[], $3::timestamptz[]) AS t(u, s, k)
+             WHERE r.user_id = t.u AND r.series_id = t.s AND r.hour = t.k{route}
+             RETURNING r.user_id, r.series_id, r.hour, r.hourly_exact",
+            route = route.on("r"),
+        ),
+        todo,
+        route,
     )
     .load(conn)?;
     let inexact: BTreeSet<Key> = taken
@@ -188,95 +216,130 @@ fn refresh_keys(conn: &mut PgConnection, todo: Vec<Key>, rows: usize) -> QueryRe
     // points/s). The others are recomputed from their points.
     let (recompute, compact): (Vec<Key>, Vec<Key>) = todo.iter().partition(|k| inexact.contains(k));
     if !compact.is_empty() {
-        compact_hours(conn, &compact)?;
+        compact_hours(conn, &compact, route)?;
     }
     if !recompute.is_empty() {
-        recompute_hours(conn, &recompute)?;
+        recompute_hours(conn, &recompute, route)?;
     }
     let keys = |of: fn(DateTime<Utc>) -> DateTime<Utc>| {
         dedup(todo.iter().map(|&(u, s, h)| (u, s, of(h))).collect())
     };
-    roll_up(conn, &HOURLY, &DAILY, &keys(day_of))?;
-    roll_up(conn, &DAILY, &MONTHLY, &keys(month_of))?;
-    Ok(Refreshed {
-        hours: todo.len(),
-        rows,
-    })
+    roll_up(conn, &HOURLY, &DAILY, &keys(day_of), route)?;
+    roll_up(conn, &DAILY, &MONTHLY, &keys(month_of), route)
 }
 
 /// Merges the hourly rows of each of `keys` (the row the job last computed and those
 /// writes appended since) into one, in one statement.
-pub(super) fn compact_hours(conn: &mut PgConnection, keys: &[Key]) -> QueryResult<()> {
+pub(super) fn compact_hours(
+    conn: &mut PgConnection,
+    keys: &[Key],
+    route: &Route,
+) -> QueryResult<()> {
     let of = |table: &str| {
         format!(
             "DELETE FROM {table} r
              USING unnest($1::uuid[], $2::int[], $3::timestamptz[]) AS t(u, s, k)
-             WHERE r.user_id = t.u AND r.series_id = t.s AND r.hour = t.k
-             RETURNING r.*"
+             WHERE r.user_id = t.u AND r.series_id = t.s AND r.hour = t.k{route}
+             RETURNING r.*",
+            route = route.on("r"),
         )
     };
+    // Each row's numbers and sketch once: its sketch's elements are joined to it.
+    let numbers = format!(
+        "SELECT r.user_id, r.series_id, r.field, r.hour, {}, {}
+         FROM n r {} GROUP BY 1, 2, 3, 4",
+        numbers_combined(FIRST_ELEMENT),
+        sketch_of_rows(&format!("sum(r.n){FIRST_ELEMENT}")),
+        elements_of_row("r"),
+    );
     keyed(
         &format!(
-            "WITH n AS ({numbers}), numbers AS (
-                 INSERT INTO rollup_hourly (user_id, series_id, field, hour, {NUMBER_COLUMNS})
-                 SELECT user_id, series_id, field, hour, {NUMBERS_COMBINED}
-                 FROM n GROUP BY user_id, series_id, field, hour
+            "WITH n AS ({deleted}), numbers AS (
+                 INSERT INTO rollup_hourly (user_id, series_id, field, hour, {NUMBER_COLUMNS}, sketch)
+                 {numbers}
              ), v AS ({values})
              INSERT INTO rollup_values_hourly (user_id, series_id, hour, {VALUE_COLUMNS})
              SELECT user_id, series_id, hour, {VALUES_COMBINED}
              FROM v GROUP BY user_id, series_id, hour",
-            numbers = of(HOURLY.numbers),
+            deleted = of(HOURLY.numbers),
             values = of(HOURLY.values),
         ),
         keys,
+        route,
     )
     .execute(conn)?;
     Ok(())
 }
 
 /// Recomputes the hourly rows of each of `keys` from its points.
-pub(super) fn recompute_hours(conn: &mut PgConnection, keys: &[Key]) -> QueryResult<()> {
+pub(super) fn recompute_hours(
+    conn: &mut PgConnection,
+    keys: &[Key],
+    route: &Route,
+) -> QueryResult<()> {
     for table in [HOURLY.numbers, HOURLY.values] {
-        delete_keys(conn, table, "hour", keys)?;
+        delete_keys(conn, table, "hour", keys, route)?;
     }
-    // One scan of each hour's points feeds both the numeric and the whole-value rows.
-    keyed(
-        &format!(
-            "WITH p AS MATERIALIZED (
-             SELECT t.u, t.s, t.h, p.time, p.session_id, p.num, p.fields, p.field_values, p.value
-             FROM unnest($1::uuid[], $2::int[], $3::timestamptz[]) AS t(u, s, h)
-             -- One index range scan per hour (OFFSET 0 keeps the planner from
-             -- turning this into a merge join over the whole table).
-             CROSS JOIN LATERAL (
-                 SELECT p.time, p.session_id, p.num, p.fields, p.field_values, p.value
-                 FROM points p
-                 WHERE p.user_id = t.u AND p.series_id = t.s
-                   AND p.time >= t.h AND p.time < t.h + interval '1 hour'
-                 OFFSET 0
-             ) AS p
-         ), numbers AS (
-             INSERT INTO rollup_hourly (user_id, series_id, field, hour, {NUMBER_COLUMNS})
-             SELECT p.u, p.s, f.field, p.h, count(*), sum(f.v), min(f.v), max(f.v),
-                    min(p.time), (array_agg(f.v ORDER BY p.time, f.v))[1],
-                    max(p.time), (array_agg(f.v ORDER BY p.time DESC, f.v DESC))[1]
-             FROM p CROSS JOIN LATERAL (
-                 SELECT ''::text, p.num WHERE p.num IS NOT NULL
-                 UNION ALL
-                 SELECT * FROM unnest(p.fields, p.field_values)
-             ) AS f(field, v)
-             GROUP BY p.u, p.s, f.field, p.h
-         )
-         INSERT INTO rollup_values_hourly (user_id, series_id, hour, {VALUE_COLUMNS})
-         SELECT u, s, h, count(*),
-                min(time), (array_agg(session_id ORDER BY time, session_id))[1],
-                (array_agg(value ORDER BY time, session_id))[1],
-                max(time), (array_agg(session_id ORDER BY time DESC, session_id DESC))[1],
-                (array_agg(value ORDER BY time DESC, session_id DESC))[1]
-         FROM p GROUP BY u, s, h"
-        ),
-        keys,
-    )
-    .execute(conn)?;
+    // The points of the hours, one index range scan per hour (OFFSET 0 keeps the
+    // planner from turning this into a merge join over the whole table). The user
+    // comes from `points` itself, so that on Citus an insert of these rows stays on
+    // the users' shard.
+    let points = format!(
+        "SELECT p.user_id AS u, t.s, t.h, p.time, p.session_id, p.num, p.fields,
+                p.field_values, p.value
+         FROM unnest($1::uuid[], $2::int[], $3::timestamptz[]) AS t(u, s, h)
+         CROSS JOIN LATERAL (
+             SELECT p.user_id, p.time, p.session_id, p.num, p.fields, p.field_values, p.value
+             FROM points p
+             WHERE p.user_id = t.u AND p.series_id = t.s
+               AND p.time >= t.h AND p.time < t.h + interval '1 hour'{route}
+             OFFSET 0
+         ) AS p",
+        route = route.on("p"),
+    );
+    let numbers_of =
+        |p: &str| format!("SELECT p.u, p.s, p.h, p.time, f.field, f.v FROM {p} {NUMBERS_OF_POINT}");
+    // `f`: a `FROM` item of those numbers, named `f`.
+    let numbers = |f: &str| {
+        format!(
+            "INSERT INTO rollup_hourly (user_id, series_id, field, hour, {NUMBER_COLUMNS}, sketch)
+             SELECT f.u, f.s, f.field, f.h, count(*), sum(f.v), min(f.v), max(f.v),
+                    min(f.time), (array_agg(f.v ORDER BY f.time, f.v))[1],
+                    max(f.time), (array_agg(f.v ORDER BY f.time DESC, f.v DESC))[1],
+                    {sketch}
+             FROM {f} GROUP BY 1, 2, 3, 4",
+            sketch = sketch_of_numbers("f.v", "count(*)"),
+        )
+    };
+    let values = |p: &str| {
+        format!(
+            "INSERT INTO rollup_values_hourly (user_id, series_id, hour, {VALUE_COLUMNS})
+             SELECT u, s, h, count(*),
+                    min(time), (array_agg(session_id ORDER BY time, session_id))[1],
+                    (array_agg(value ORDER BY time, session_id))[1],
+                    max(time), (array_agg(session_id ORDER BY time DESC, session_id DESC))[1],
+                    (array_agg(value ORDER BY time DESC, session_id DESC))[1]
+             FROM {p} GROUP BY u, s, h"
+        )
+    };
+    let statements = match route {
+        // One scan of each hour's points feeds both the numeric and the whole-value rows.
+        Route::Together => vec![format!(
+            "WITH p AS MATERIALIZED ({points}), numbers AS ({numbers}) {values}",
+            numbers = numbers(&format!("({}) AS f", numbers_of("p"))),
+            values = values("p"),
+        )],
+        // Citus would carry such a shared scan's points to the coordinator: two
+        // statements instead, each run whole on the users' shard.
+        Route::Shard(_) => {
+            let p = format!("({points}) AS p");
+            let f = format!("({}) AS f", numbers_of(&p));
+            vec![numbers(&f), values(&p)]
+        }
+    };
+    for sql in statements {
+        keyed(&sql, keys, route).execute(conn)?;
+    }
     Ok(())
 }
 
@@ -289,45 +352,52 @@ pub(super) fn roll_up(
     fine: &Level,
     coarse: &Level,
     keys: &[Key],
+    route: &Route,
 ) -> QueryResult<()> {
     for table in [coarse.numbers, coarse.values] {
-        delete_keys(conn, table, coarse.column, keys)?;
+        delete_keys(conn, table, coarse.column, keys, route)?;
     }
     // One index range scan per key (OFFSET 0: without it the planner hashes the keys and
-    // scans the whole finer table on every run).
+    // scans the whole finer table on every run). The user comes from the finer rows, as
+    // in `recompute_hours`.
     let fine_rows = |table: &str| {
         format!(
             "FROM unnest($1::uuid[], $2::int[], $3::timestamptz[]) AS t(u, s, k)
              CROSS JOIN LATERAL (
                  SELECT * FROM {table} r
                  WHERE r.user_id = t.u AND r.series_id = t.s
-                   AND r.{col} >= t.k AND r.{col} < t.k + interval '{width}'
+                   AND r.{col} >= t.k AND r.{col} < t.k + interval '{width}'{route}
                  OFFSET 0
              ) AS r",
             col = fine.column,
             width = coarse.width,
+            route = route.on("r"),
         )
     };
+    // Each finer row's numbers and sketch once: its sketch's elements are joined to it.
     let numbers = format!(
-        "INSERT INTO {table} (user_id, series_id, field, {col}, {NUMBER_COLUMNS})
-         SELECT t.u, t.s, r.field, t.k, {NUMBERS_COMBINED}
-         {rows}
-         GROUP BY t.u, t.s, r.field, t.k",
+        "INSERT INTO {table} (user_id, series_id, field, {col}, {NUMBER_COLUMNS}, sketch)
+         SELECT r.user_id, t.s, r.field, t.k, {combined}, {sketch}
+         {rows} {elements}
+         GROUP BY r.user_id, t.s, r.field, t.k",
         table = coarse.numbers,
         col = coarse.column,
+        combined = numbers_combined(FIRST_ELEMENT),
+        sketch = sketch_of_rows(&format!("sum(r.n){FIRST_ELEMENT}")),
         rows = fine_rows(fine.numbers),
+        elements = elements_of_row("r"),
     );
     let values = format!(
         "INSERT INTO {table} (user_id, series_id, {col}, {VALUE_COLUMNS})
-         SELECT t.u, t.s, t.k, {VALUES_COMBINED}
+         SELECT r.user_id, t.s, t.k, {VALUES_COMBINED}
          {rows}
-         GROUP BY t.u, t.s, t.k",
+         GROUP BY r.user_id, t.s, t.k",
         table = coarse.values,
         col = coarse.column,
         rows = fine_rows(fine.values),
     );
     for sql in [numbers, values] {
-        keyed(&sql, keys).execute(conn)?;
+        keyed(&sql, keys, route).execute(conn)?;
     }
     Ok(())
 }

@@ -45,11 +45,27 @@ pub fn vacuum(conn: &mut PgConnection) -> QueryResult<Vec<String>> {
         #[diesel(sql_type = diesel::sql_types::Text)]
         relname: String,
     }
-    let due: Vec<String> = diesel::sql_query(
-        "SELECT relname::text FROM pg_stat_user_tables
-         WHERE relid = ANY($1::text[]::regclass[]) AND n_dead_tup >= $2 + n_live_tup / 10
-         ORDER BY relname",
-    )
+    // On Citus the coordinator's tables are empty shells: the rows, live and dead, are
+    // counted on every node's shards (`<table>_<shard id>`), and a `VACUUM` there goes on
+    // to every shard.
+    let counts = if crate::db::maintenance::is_citus(conn)? {
+        "SELECT split_part(e, ' ', 1) AS relname,
+                sum(split_part(e, ' ', 2)::bigint) AS dead,
+                sum(split_part(e, ' ', 3)::bigint) AS live
+         FROM run_command_on_all_nodes($$
+             SELECT string_agg(regexp_replace(relname, '_[0-9]+$', '')
+                               || ' ' || n_dead_tup || ' ' || n_live_tup, ',')
+             FROM pg_stat_user_tables WHERE relname ~ '^rollup_[a-z_]+_[0-9]+$'$$) AS c
+         CROSS JOIN LATERAL unnest(string_to_array(c.result, ',')) AS e
+         WHERE c.success AND split_part(e, ' ', 1) = ANY($1::text[])
+         GROUP BY 1"
+    } else {
+        "SELECT relname::text AS relname, n_dead_tup AS dead, n_live_tup AS live
+         FROM pg_stat_user_tables WHERE relid = ANY($1::text[]::regclass[])"
+    };
+    let due: Vec<String> = diesel::sql_query(format!(
+        "SELECT relname FROM ({counts}) AS c WHERE dead >= $2 + live / 10 ORDER BY relname"
+    ))
     .bind::<Array<diesel::sql_types::Text>, _>(&CHURNED[..])
     .bind::<BigInt, _>(VACUUM_DEAD_ROWS)
     .load::<Due>(conn)?

@@ -2,6 +2,7 @@
 //! serialization failure, each request alone when the batch fails otherwise.
 
 use super::*;
+use crate::db::maintenance::StorageMode;
 use crate::db::partials::Partials;
 use crate::db::points::{self, PointKey, PointRow};
 use crate::db::{self, generations, partitions::PartitionManager, rollups, sessions};
@@ -25,14 +26,21 @@ pub fn write_batch(
     append_hours: u32,
 ) -> Vec<Result<IngestOutcome, ApiError>> {
     let times = writes.iter().flat_map(|w| w.rows.iter().map(|r| r.time));
-    if let Err(e) = partitions.ensure_for_times(conn, times) {
-        let shared = shared_error(&ApiError::from(e));
-        return writes.iter().map(|_| Err(shared.clone_error())).collect();
-    }
+    let ready = partitions
+        .mode(conn)
+        .and_then(|mode| partitions.ensure_for_times(conn, times).map(|_| mode));
+    let routing = match ready {
+        Ok(StorageMode::Citus) => points::Routing::PerUser,
+        Ok(_) => points::Routing::Together,
+        Err(e) => {
+            let shared = shared_error(&ApiError::from(e));
+            return writes.iter().map(|_| Err(shared.clone_error())).collect();
+        }
+    };
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match conn.transaction(|conn| batch_transaction(conn, writes, append_hours)) {
+        match conn.transaction(|conn| batch_transaction(conn, writes, append_hours, routing)) {
             Ok(results) => return results,
             Err(e) if db::is_retryable(&e) && attempt < 4 => continue,
             // Another replica's retention dropped a week we thought existed.
@@ -69,6 +77,7 @@ pub(super) fn batch_transaction(
     conn: &mut PgConnection,
     writes: &[SessionWrite],
     append_hours: u32,
+    routing: points::Routing,
 ) -> diesel::QueryResult<Vec<Result<IngestOutcome, ApiError>>> {
     let mut ids: Vec<Uuid> = writes.iter().map(|w| w.session_id).collect();
     ids.sort();
@@ -77,13 +86,17 @@ pub(super) fn batch_transaction(
     let mut owner = sessions::owners(conn, &ids)?;
     // Every session of the batch is new: its points cannot exist yet.
     let all_new = owner.is_empty();
+    let mut claimed: Vec<(Uuid, Uuid)> = Vec::new();
 
     let mut results: Vec<Option<Result<IngestOutcome, ApiError>>> =
         (0..writes.len()).map(|_| None).collect();
     let mut accepted: Vec<usize> = Vec::with_capacity(writes.len());
     let mut session_rows: BTreeMap<(Uuid, Uuid), Option<DateTime<Utc>>> = BTreeMap::new();
     for (i, w) in writes.iter().enumerate() {
-        let user = *owner.entry(w.session_id).or_insert(w.user_id);
+        let user = *owner.entry(w.session_id).or_insert_with(|| {
+            claimed.push((w.session_id, w.user_id));
+            w.user_id
+        });
         if user != w.user_id {
             results[i] = Some(Err(ApiError::Conflict(format!(
                 "Session {} belongs to another user.",
@@ -98,6 +111,9 @@ pub(super) fn batch_transaction(
         if w.start_ts.is_some() {
             *start = w.start_ts;
         }
+    }
+    if !claimed.is_empty() {
+        sessions::claim(conn, &claimed)?;
     }
     if !session_rows.is_empty() {
         let rows: Vec<(Uuid, Uuid, Option<DateTime<Utc>>)> = session_rows
@@ -124,7 +140,7 @@ pub(super) fn batch_transaction(
         partials.append(conn)?;
         counts
     } else {
-        let counts = points::upsert(conn, latest.into_values())?;
+        let counts = points::upsert(conn, latest.into_values(), routing)?;
         rollups::invalidate_staged(conn)?;
         counts
     };

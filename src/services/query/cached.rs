@@ -4,11 +4,16 @@
 //! version and the query's normalised parameters, so a write for the user (or a change
 //! of the catalogue) makes every cached answer for that user unreachable: answers are
 //! never stale. Uncached queries wait in line (`QUERY_CONCURRENCY` at a time, first come
-//! first served) for at most `QUERY_QUEUE_TIMEOUT_MS`.
+//! first served) for at most `QUERY_QUEUE_TIMEOUT_MS`, and are computed by a read replica
+//! that has replayed the generation the key names, or by the primary
+//! ([`crate::db::replicas`]).
 
 use super::{TimeseriesQuery, run};
 use crate::cache::Cache;
-use crate::db::{self, DbPool, generations};
+use crate::db::partitions::PartitionManager;
+use crate::db::replicas::{Need, Reads};
+use crate::db::{self, generations};
+use crate::domain::rollup_plan::Pending;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::services::catalogue::Catalogue;
@@ -34,7 +39,7 @@ impl CachedQuery {
     fn key(&self) -> String {
         let q = &self.query;
         format!(
-            "u={}|s={}|p={}|i={}|st={}|en={}|a={}|tz={}|f={}|sm={}",
+            "u={}|s={}|p={}|i={}|st={}|en={}|a={}|ap={}|tz={}|f={}|mg={}|sm={}",
             q.user_id,
             q.session_id.map(|s| s.to_string()).unwrap_or_default(),
             q.patterns.source.join(","),
@@ -44,8 +49,10 @@ impl CachedQuery {
             self.end_given
                 .map_or("now".to_string(), |t| t.timestamp_micros().to_string()),
             q.agg.map_or("default", |a| a.name()),
+            u8::from(q.approx),
             q.tz.name(),
             q.fill.name(),
+            q.max_gap.map(|g| g.seconds()).unwrap_or(0),
             q.smooth.unwrap_or(0),
         )
     }
@@ -59,9 +66,12 @@ impl CachedQuery {
 
 /// What the service needs to answer queries; built once at start.
 pub struct Queries {
-    pub pool: DbPool,
+    /// The primary (for the user's generation) and the replicas that may answer.
+    pub reads: Reads,
     pub cache: Cache,
     pub catalogue: Catalogue,
+    /// Knows the engine storing the points.
+    pub partitions: PartitionManager,
     pub metrics: Arc<Metrics>,
     /// Uncached queries being computed, at most `QUERY_CONCURRENCY`.
     pub gate: Arc<Semaphore>,
@@ -89,19 +99,53 @@ pub struct Answer {
     pub hit: bool,
 }
 
+/// The longest [`Queries::forget_user`] spends removing a user's answers from the cache.
+const FORGET_BUDGET: Duration = Duration::from_secs(5);
+
 impl Queries {
+    /// What every cache key of `user`'s answers starts with.
+    fn user_prefix(&self, user: uuid::Uuid) -> String {
+        format!("{}:ts:v2:{user}:", self.settings.prefix)
+    }
+
+    /// Removes `user`'s cached answers (all unreachable already once the user's
+    /// generation moved: this frees them, and takes them out of Redis, at once); returns
+    /// how many went. The in-process caches of other replicas keep theirs until their TTL.
+    pub async fn forget_user(&self, user: uuid::Uuid) -> usize {
+        self.cache
+            .remove_prefixed(&self.user_prefix(user), FORGET_BUDGET)
+            .await
+    }
+
     /// The answer to `q`, from the cache or computed (in line) and then cached. The
     /// caller has already checked that its token may read `q`'s user.
     pub async fn answer(&self, q: CachedQuery) -> Result<Answer, ApiError> {
         let user = q.query.user_id;
-        let generation = db::run(&self.pool, move |conn| {
-            Ok(generations::current(conn, user)?)
+        let snapshot = self.catalogue.snapshot();
+        let mut query = q.query.clone();
+        query.rollups = self.settings.rollups;
+        query.engine = self.partitions.known_mode().unwrap_or(query.engine);
+        // With the generation, in the same round trip, the hours awaiting the rollup job
+        // that the plan must not read from rollup rows (the statement checks them: see
+        // `run_assuming`).
+        let probe = run::pending_probe(&snapshot, &query);
+        let keep = query.engine != crate::db::maintenance::StorageMode::Citus;
+        let (generation, assumed) = db::run(self.reads.primary(), move |conn| {
+            Ok(match probe {
+                Some((ids, from, to)) => {
+                    let (g, rows) =
+                        generations::current_and_pending(conn, user, &ids, (from, to), keep)?;
+                    (g, run::pending_of(rows))
+                }
+                None => (generations::current(conn, user)?, Pending::default()),
+            })
         })
         .await?;
-        let snapshot = self.catalogue.snapshot();
+        // `v2`: the version of the answer's shape, so that answers cached by an older
+        // release (bare `null` for a multi-field bucket) are never served by this one.
         let key = format!(
-            "{}:ts:v1:{user}:{generation}:{}:{}",
-            self.settings.prefix,
+            "{}{generation}:{}:{}",
+            self.user_prefix(user),
             snapshot.version,
             q.key()
         );
@@ -127,15 +171,24 @@ impl Queries {
         } else {
             self.settings.ttl
         };
-        let mut query = q.query;
-        query.rollups = self.settings.rollups;
-        // The slot goes with the work: a client that leaves does not free it early.
-        let body = db::run(&self.pool, move |conn| {
-            let _slot = slot;
-            let response = run(conn, &snapshot, &query)?;
-            serde_json::to_vec(&response).map_err(ApiError::internal)
-        })
-        .await?;
+        // The slot goes with the work: a client that leaves does not free it early. Any
+        // server that has replayed the generation the key names answers.
+        let partitions = self.partitions.clone();
+        let need = Need::Replayed { user, generation };
+        let planned = run::Planned::new(&snapshot, &query, assumed);
+        let generic = planned.runs_generic(query.engine);
+        let metrics = self.metrics.clone();
+        let body = self
+            .reads
+            .run_query(need, generic, slot, move |conn| {
+                query.engine = partitions.mode(conn)?;
+                let (response, replans) = run::run_planned(conn, &query, planned.clone())?;
+                metrics
+                    .query_replans
+                    .fetch_add(u64::from(replans), Ordering::Relaxed);
+                serde_json::to_vec(&response).map_err(ApiError::internal)
+            })
+            .await?;
         self.cache.set(&key, body.clone(), ttl).await;
         Ok(Answer { body, hit: false })
     }

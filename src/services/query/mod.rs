@@ -7,10 +7,11 @@ pub mod response;
 mod run;
 
 pub use response::{QueryMetadata, QueryResponse, ResultRow};
-pub use run::run;
+pub use run::{run, run_assuming};
 
+use crate::db::maintenance::StorageMode;
 use crate::domain::interval::Interval;
-use crate::domain::query::{AggFunc, Fill, SeriesPatterns};
+use crate::domain::query::{AggFunc, Fill, MaxGap, SeriesPatterns};
 pub use crate::domain::series_shape::{Shape, shape_of};
 use crate::services::catalogue::{MetricType, Snapshot};
 use chrono::{DateTime, Utc};
@@ -31,9 +32,17 @@ pub struct TimeseriesQuery {
     pub agg: Option<AggFunc>,
     pub tz: Tz,
     pub fill: Fill,
+    /// The longest gap `fill=previous|linear` fills; `None`: any.
+    pub max_gap: Option<MaxGap>,
     pub smooth: Option<usize>,
+    /// `approx=true`: percentiles may come from the quantile sketches kept in the
+    /// rollups, within [`crate::domain::sketch::RELATIVE_ACCURACY`].
+    pub approx: bool,
     /// Whether whole buckets may be read from the hourly rollups.
     pub rollups: bool,
+    /// The engine storing the points, which decides how statements are planned
+    /// ([`crate::db::prepared::Plans::on`]).
+    pub engine: StorageMode,
 }
 
 /// The aggregate a series gets when the query names none: by its kind.

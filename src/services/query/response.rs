@@ -2,9 +2,10 @@
 //! read, after gap filling and smoothing.
 
 use super::{TimeseriesQuery, default_agg};
-use crate::domain::gap_fill::{Cell, bucket_range, fill, smooth};
+use crate::domain::gap_fill::{Cell, bucket_range, complete_fields, empty_as_fields, fill, smooth};
 use crate::domain::query::{AggFunc, Fill};
-use crate::domain::series_shape::Shape;
+use crate::domain::series_shape::{Shape, numeric_fields};
+use crate::domain::sketch::RELATIVE_ACCURACY;
 use crate::domain::timestamp::format_utc;
 use crate::services::catalogue::MetricType;
 use chrono::{DateTime, Utc};
@@ -23,8 +24,11 @@ pub struct ResultRow {
     #[schema(format = DateTime, example = "2025-01-01T00:00:00Z")]
     pub bucket: String,
     pub series: String,
-    /// A number (numeric series), an object of numbers by field (`{r, g, b}`), the stored
-    /// value (other series; their `count` is a number), or `null` for a filled gap.
+    /// A number (numeric series; `null` for an empty bucket `fill` lists or a bucket
+    /// the aggregate has no answer for), an object with every numeric field of a
+    /// multi-field series (`{r, g, b}`), each a number or `null`, in every bucket,
+    /// empty ones included, or the stored value (other series; their `count` is a
+    /// number; `null` for an empty bucket).
     #[schema(value_type = Value, example = 6.0)]
     pub value: Value,
 }
@@ -52,6 +56,9 @@ pub struct QueryMetadata {
     pub tz: String,
     #[schema(value_type = Fill)]
     pub fill: &'static str,
+    /// The longest gap `fill=previous|linear` fills (`90m`, `3d`); `null` for any.
+    #[schema(example = "90m")]
+    pub max_gap: Option<String>,
     /// The moving-average window, in buckets; `null` for none.
     pub smooth: Option<usize>,
     /// Where the answer came from: `raw` points, `rollup` (monthly, daily and hourly
@@ -59,6 +66,13 @@ pub struct QueryMetadata {
     /// raw points for the partial hours at the edges and the hours awaiting refresh).
     #[schema(example = "raw")]
     pub source: &'static str,
+    /// Whether percentiles came from quantile sketches (`approx=true` with rollups
+    /// read): each within `relative_accuracy` of a value between the two points that
+    /// bracket the exact percentile's rank. `false`: every value is exact.
+    pub approximate: bool,
+    /// The relative accuracy of approximate percentiles (0.01: 1%); `null` when exact.
+    #[schema(example = json!(null))]
+    pub relative_accuracy: Option<f64>,
 }
 
 /// Bucketed aggregates and what they were computed for.
@@ -68,7 +82,8 @@ pub struct QueryMetadata {
                  "user_id": "6f1c3c36-8a6e-4a52-9d1e-3f1b7c0e9a11", "session_id": null,
                  "series": ["session.gut_health_score", "session.urine.color"],
                  "start_time": "2025-01-01T00:00:00Z", "end_time": "2025-12-31T00:00:00Z", "tz": "UTC",
-                 "fill": "none", "smooth": null, "source": "raw"},
+                 "fill": "none", "max_gap": null, "smooth": null, "source": "raw",
+                 "approximate": false, "relative_accuracy": null},
     "results": [{"bucket": "2025-01-01T00:00:00Z", "series": "session.gut_health_score", "value": 6.0},
                 {"bucket": "2025-01-01T00:00:00Z", "series": "session.urine.color", "value": {"r": 150.0, "g": 75.0, "b": 5.0}}]
 }))]
@@ -87,6 +102,7 @@ pub(super) fn build(
     shape_of_id: &dyn Fn(i32) -> Shape,
     mut cells: BTreeMap<i32, BTreeMap<DateTime<Utc>, Cell>>,
     source: &'static str,
+    approximate: bool,
 ) -> QueryResponse {
     let all_buckets = if q.fill == Fill::None {
         Vec::new()
@@ -108,9 +124,17 @@ pub(super) fn build(
                 .map(|b| (*b, series_cells.remove(b)))
                 .unzip()
         };
-        fill(&buckets, &mut values, q.fill, shape, agg);
+        let fields = (shape == Shape::Fields).then(|| {
+            let missing = (agg == AggFunc::Count).then_some(0.0);
+            complete_fields(&mut values, &numeric_fields(&t.row.schema), missing)
+        });
+        let max_gap = q.max_gap.map(|g| g.seconds());
+        fill(&buckets, &mut values, q.fill, shape, agg, max_gap);
         if let Some(n) = q.smooth {
             smooth(&mut values, n);
+        }
+        if let Some(names) = &fields {
+            empty_as_fields(&mut values, names);
         }
         for (b, v) in buckets.into_iter().zip(values) {
             results.push(ResultRow {
@@ -145,8 +169,11 @@ pub(super) fn build(
         end_time: format_utc(q.end),
         tz: q.tz.name().to_string(),
         fill: q.fill.name(),
+        max_gap: q.max_gap.map(|g| g.canonical()),
         smooth: q.smooth,
         source,
+        approximate,
+        relative_accuracy: approximate.then_some(RELATIVE_ACCURACY),
     };
     QueryResponse { metadata, results }
 }
@@ -174,15 +201,11 @@ fn cell_json(cell: Option<Cell>, agg: AggFunc) -> Value {
         None | Some(Cell::Num(None)) | Some(Cell::Json(None)) => Value::Null,
         Some(Cell::Num(Some(v))) => number_json(v, agg),
         Some(Cell::Json(Some(v))) => v,
-        Some(Cell::Fields(f)) => {
-            if f.values().all(Option::is_none) {
-                return Value::Null;
-            }
-            Value::Object(
-                f.into_iter()
-                    .map(|(k, v)| (k, v.map_or(Value::Null, |v| number_json(v, agg))))
-                    .collect::<Map<String, Value>>(),
-            )
-        }
+        // Always an object, null fields and all: clients rely on the shape.
+        Some(Cell::Fields(f)) => Value::Object(
+            f.into_iter()
+                .map(|(k, v)| (k, v.map_or(Value::Null, |v| number_json(v, agg))))
+                .collect::<Map<String, Value>>(),
+        ),
     }
 }

@@ -94,6 +94,18 @@ impl TestApp {
         send(self.client.get(self.url(path)), None).await
     }
 
+    /// `GET path` (a 200 is asserted): its `X-Cache` header and its body.
+    pub async fn get_cached(&self, path: &str) -> (String, Value) {
+        let mut resp = self
+            .client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(resp.status(), 200, "{path}");
+        (x_cache(&resp), resp.json().await.expect("a JSON body"))
+    }
+
     pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
         let bytes = serde_json::to_vec(body).expect("serialise");
         self.post_raw(path, bytes).await
@@ -171,6 +183,16 @@ pub async fn send(req: awc::ClientRequest, body: Option<Vec<u8>>) -> (u16, Value
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
     };
     (status, value)
+}
+
+/// The `X-Cache` header of a query's answer (`HIT` or `MISS`).
+pub fn x_cache<S>(resp: &awc::ClientResponse<S>) -> String {
+    resp.headers()
+        .get("X-Cache")
+        .expect("an X-Cache header")
+        .to_str()
+        .expect("an ASCII X-Cache header")
+        .to_string()
 }
 
 /// Sends raw bytes over TCP and returns what came back before the server closed (or

@@ -28,20 +28,89 @@ fn as_postgres(args: &[&str]) -> std::process::ExitStatus {
         .unwrap()
 }
 
+/// A new folder for a cluster, owned by `postgres`.
+fn cluster_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("seriesd-pg-{}", Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    Command::new("chown")
+        .args(["postgres:postgres", dir.to_str().unwrap()])
+        .status()
+        .unwrap();
+    dir
+}
+
 impl Cluster {
     /// A cluster of the system's PostgreSQL.
     pub fn create() -> Self {
         Self::create_with(Path::new(SYSTEM_PG_BIN), &[])
     }
 
+    /// A streaming hot standby of `primary` on a port of its own, as an operator makes
+    /// one: a base backup with `pg_basebackup -R` (which writes the connection to the
+    /// primary into its configuration), started. It has the primary's settings and
+    /// these `-c name=value` ones.
+    pub fn standby_of(primary: &Cluster, settings: &[&str]) -> Self {
+        let cluster = Self {
+            dir: cluster_dir(),
+            port: free_port(),
+            bin: primary.bin.clone(),
+            settings: primary
+                .settings
+                .iter()
+                .cloned()
+                .chain(settings.iter().map(|s| s.to_string()))
+                .collect(),
+        };
+        cluster.base_backup(primary);
+        cluster.start();
+        cluster
+    }
+
+    fn base_backup(&self, primary: &Cluster) {
+        let ok = as_postgres(&[
+            self.bin.join("pg_basebackup").to_str().unwrap(),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &primary.port.to_string(),
+            "-U",
+            "postgres",
+            "-D",
+            self.dir.join("data").to_str().unwrap(),
+            "-R",
+            "-X",
+            "stream",
+            "-c",
+            "fast",
+            "--no-sync",
+        ]);
+        assert!(ok.success(), "pg_basebackup failed");
+    }
+
+    /// Makes this standby anew from `primary` on the same port: stopped, its data
+    /// removed, a fresh base backup, started.
+    pub fn rebuild_from(&self, primary: &Cluster) {
+        self.stop_immediately();
+        std::fs::remove_dir_all(self.dir.join("data")).unwrap();
+        self.base_backup(primary);
+        self.start();
+    }
+
+    /// Promotes this standby: it leaves recovery and takes writes of its own.
+    pub fn promote(&self) {
+        let ok = as_postgres(&[
+            self.bin.join("pg_ctl").to_str().unwrap(),
+            "-D",
+            self.dir.join("data").to_str().unwrap(),
+            "-w",
+            "promote",
+        ]);
+        assert!(ok.success(), "pg_ctl promote failed");
+    }
+
     /// A cluster of the server in `bin`, started with these `-c name=value` settings.
     pub fn create_with(bin: &Path, settings: &[&str]) -> Self {
-        let dir = std::env::temp_dir().join(format!("seriesd-pg-{}", Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Command::new("chown")
-            .args(["postgres:postgres", dir.to_str().unwrap()])
-            .status()
-            .unwrap();
+        let dir = cluster_dir();
         let data = dir.join("data");
         let ok = as_postgres(&[
             bin.join("initdb").to_str().unwrap(),

@@ -49,6 +49,43 @@ pub fn expected_storage() -> &'static str {
     }
 }
 
+/// The plan one node runs for a statement whose `EXPLAIN` is `plan`: on Citus, the plan
+/// of its one task (failing unless Citus routed the statement to a single shard);
+/// elsewhere `plan` itself.
+pub fn node_plan(plan: &str) -> String {
+    if !plan.starts_with("Custom Scan (Citus") {
+        return plan.to_string();
+    }
+    assert!(
+        plan.contains("Task Count: 1"),
+        "not routed to one shard:\n{plan}"
+    );
+    let task: Vec<&str> = plan
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("Node:"))
+        .skip(1)
+        .collect();
+    let indent = task.first().map_or(0, |l| l.len() - l.trim_start().len());
+    task.iter()
+        .map(|l| {
+            let l = l.get(indent..).unwrap_or(l);
+            l.strip_prefix("->  ").unwrap_or(l)
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The engine the tests' databases run on ([`expected_storage`], asked once).
+pub fn engine() -> seriesd::db::maintenance::StorageMode {
+    use seriesd::db::maintenance::StorageMode;
+    static ENGINE: std::sync::OnceLock<StorageMode> = std::sync::OnceLock::new();
+    *ENGINE.get_or_init(|| match expected_storage() {
+        "citus" => StorageMode::Citus,
+        "timescaledb" => StorageMode::Timescaledb,
+        _ => StorageMode::NativePartitions,
+    })
+}
+
 fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

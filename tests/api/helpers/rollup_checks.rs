@@ -74,8 +74,11 @@ pub fn one_day(
         agg: Some(agg),
         tz: Tz::UTC,
         fill: Fill::None,
+        max_gap: None,
         smooth: None,
+        approx: false,
         rollups: true,
+        engine: crate::helpers::engine(),
     }
 }
 

@@ -49,15 +49,19 @@ pub fn load_points(
     PartitionManager::new()
         .ensure_for_times(&mut conn, days)
         .unwrap();
-    diesel::sql_query(
-        "INSERT INTO sessions (user_id, session_id) VALUES ($1, $2), ($1, $3)
-         ON CONFLICT DO NOTHING",
-    )
-    .bind::<diesel::sql_types::Uuid, _>(user)
-    .bind::<diesel::sql_types::Uuid, _>(sessions[0])
-    .bind::<diesel::sql_types::Uuid, _>(sessions[1])
-    .execute(&mut conn)
-    .unwrap();
+    for table in [
+        "sessions (user_id, session_id)",
+        "session_owners (user_id, session_id)",
+    ] {
+        diesel::sql_query(format!(
+            "INSERT INTO {table} VALUES ($1, $2), ($1, $3) ON CONFLICT DO NOTHING"
+        ))
+        .bind::<diesel::sql_types::Uuid, _>(user)
+        .bind::<diesel::sql_types::Uuid, _>(sessions[0])
+        .bind::<diesel::sql_types::Uuid, _>(sessions[1])
+        .execute(&mut conn)
+        .unwrap();
+    }
     diesel::sql_query(
         "INSERT INTO points (user_id, series_id, time, session_id, num, value)
          SELECT $1,
