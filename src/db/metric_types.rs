@@ -140,7 +140,9 @@ pub fn upsert(
                 metric_types::schema.eq(excluded(metric_types::schema)),
                 metric_types::description.eq(excluded(metric_types::description)),
                 metric_types::kind.eq(excluded(metric_types::kind)),
-                metric_types::updated_at.eq(diesel::dsl::now),
+                // A value, not `now()`: Citus refuses any but immutable functions in the
+                // `DO UPDATE SET` of an upsert into a reference table.
+                metric_types::updated_at.eq(chrono::Utc::now()),
             ))
             // `xmax = 0` holds for a row this statement inserted, not for one it updated.
             .returning((

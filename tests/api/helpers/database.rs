@@ -205,10 +205,19 @@ fn make_citus_database(url: &DatabaseUrl) {
         "CREATE EXTENSION citus; SELECT citus_set_coordinator_host('127.0.0.1', {coordinator_port});"
     ))
     .expect("citus on the coordinator");
+    // Adding a node also creates or alters the cluster-wide roles on it, which two test
+    // databases doing so at once fail at ("tuple concurrently updated"): one at a time,
+    // under a lock on the coordinator's maintenance database that every test process sees.
+    admin
+        .batch_execute("SELECT pg_advisory_lock(7236190)")
+        .expect("the node-adding lock");
     for port in workers {
         conn.batch_execute(&format!("SELECT citus_add_node('127.0.0.1', {port})"))
             .expect("add a worker");
     }
+    admin
+        .batch_execute("SELECT pg_advisory_unlock(7236190)")
+        .expect("release the node-adding lock");
 }
 
 /// Drops test databases left behind by runs that died (older than two hours).
