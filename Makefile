@@ -69,7 +69,7 @@ api-check: ## schemathesis against a real server on a fresh database (creates .v
 	$(CARGO) build
 	bash tests/api-check/run.sh
 
-bench: bench-ingest bench-query bench-mixed-vs bench-bytes bench-bytes-timescaledb bench-engines bench-erase bench-replicas ## the whole suite; rewrites BENCHMARKS.md
+bench: bench-ingest bench-query bench-mixed-vs bench-bytes bench-bytes-timescaledb bench-engines bench-erase bench-replicas bench-growth ## the whole suite; rewrites BENCHMARKS.md
 
 bench-ingest: build ## ingest benchmark; rewrites its section of BENCHMARKS.md
 	bash benches/ingest.sh
@@ -90,6 +90,9 @@ bench-bytes: build ## table, index and rollup bytes per point on the seed's data
 
 bench-bytes-timescaledb: build ## bytes per point of compressed weeks on a throwaway TimescaleDB cluster (skipped without ../shared/pg-extensions); rewrites its section of BENCHMARKS.md
 	bash benches/bytes_timescaledb.sh
+
+bench-growth: build ## one user's two years at 250 k, 2.5 M and 25 M points: ingest rate and query p50 against plain SQL, plotted to docs/growth.png (creates .venv-bench/ for matplotlib); rewrites its section of BENCHMARKS.md
+	bash benches/growth.sh
 
 bench-erase: build ## erasing a 1 M-point user while other users ingest; rewrites its section of BENCHMARKS.md
 	bash benches/erase.sh
