@@ -4,7 +4,7 @@ use super::prepared::{Bind, Statement};
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
-use diesel::sql_types::{Array, Nullable, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{Nullable, Timestamptz, Uuid as SqlUuid};
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
@@ -61,23 +61,33 @@ pub fn bump_spanning(conn: &mut PgConnection, spans: &[(Uuid, Option<Span>)]) ->
             (a, b) => a.or(b),
         };
     }
-    let users: Vec<Uuid> = merged.keys().copied().collect();
-    let firsts: Vec<Option<DateTime<Utc>>> = merged.values().map(|s| s.map(|s| s.first)).collect();
-    let lasts: Vec<Option<DateTime<Utc>>> = merged.values().map(|s| s.map(|s| s.last)).collect();
-    // `least`/`greatest` ignore NULLs: a user's first span is the one given.
-    diesel::sql_query(
-        "INSERT INTO user_generations AS g (user_id, generation, first_time, last_time)
-         SELECT u, 1, f, l FROM unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[]) AS s(u, f, l)
-         ORDER BY u
-         ON CONFLICT (user_id) DO UPDATE SET generation = g.generation + 1,
-             first_time = least(g.first_time, excluded.first_time),
-             last_time = greatest(g.last_time, excluded.last_time)",
-    )
-    .bind::<Array<SqlUuid>, _>(users)
-    .bind::<Array<Nullable<Timestamptz>>, _>(firsts)
-    .bind::<Array<Nullable<Timestamptz>>, _>(lasts)
-    .execute(conn)
-    .map(|_| ())
+    // `least`/`greatest` ignore NULLs: a user's first span is the one given. A multi-row
+    // `VALUES`, for Citus (see [`super::values_list`]).
+    let rows: Vec<(Uuid, Option<Span>)> = merged.into_iter().collect();
+    // (A new row's generation is bound too, as a list of plain values is what Citus splits.)
+    for chunk in rows.chunks(super::values_chunk(4)) {
+        let sql = format!(
+            "INSERT INTO user_generations AS g (user_id, generation, first_time, last_time)
+             VALUES {}
+             ON CONFLICT (user_id) DO UPDATE SET generation = g.generation + 1,
+                 first_time = least(g.first_time, excluded.first_time),
+                 last_time = greatest(g.last_time, excluded.last_time)",
+            super::values_list(chunk.len(), &["uuid", "int8", "timestamptz", "timestamptz"])
+        );
+        chunk
+            .iter()
+            .fold(
+                diesel::sql_query(sql).into_boxed::<diesel::pg::Pg>(),
+                |q, &(user, span)| {
+                    q.bind::<SqlUuid, _>(user)
+                        .bind::<diesel::sql_types::BigInt, _>(1_i64)
+                        .bind::<Nullable<Timestamptz>, _>(span.map(|s| s.first))
+                        .bind::<Nullable<Timestamptz>, _>(span.map(|s| s.last))
+                },
+            )
+            .execute(conn)?;
+    }
+    Ok(())
 }
 
 /// The user's [`Span`], `None` when the user never wrote a point.

@@ -53,26 +53,33 @@ pub fn claim(conn: &mut PgConnection, new: &[(Uuid, Uuid)]) -> QueryResult<()> {
 }
 
 /// Creates sessions that do not exist and records a new `start_ts` when one is given.
-/// Each `(user_id, session_id)` must appear once.
+/// Each `(user_id, session_id)` must appear once. A multi-row `VALUES`, for Citus (see
+/// [`super::values_list`]).
 pub fn upsert(
     conn: &mut PgConnection,
     sessions: &[(Uuid, Uuid, Option<DateTime<Utc>>)],
 ) -> QueryResult<()> {
-    let users: Vec<Uuid> = sessions.iter().map(|s| s.0).collect();
-    let ids: Vec<Uuid> = sessions.iter().map(|s| s.1).collect();
-    let starts: Vec<Option<DateTime<Utc>>> = sessions.iter().map(|s| s.2).collect();
-    diesel::sql_query(
-        "INSERT INTO sessions AS s (user_id, session_id, start_ts)
-         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[])
-         ON CONFLICT (user_id, session_id) DO UPDATE SET start_ts = EXCLUDED.start_ts
-         WHERE EXCLUDED.start_ts IS NOT NULL
-           AND s.start_ts IS DISTINCT FROM EXCLUDED.start_ts",
-    )
-    .bind::<Array<SqlUuid>, _>(users)
-    .bind::<Array<SqlUuid>, _>(ids)
-    .bind::<Array<Nullable<Timestamptz>>, _>(starts)
-    .execute(conn)
-    .map(|_| ())
+    for chunk in sessions.chunks(super::values_chunk(3)) {
+        let sql = format!(
+            "INSERT INTO sessions AS s (user_id, session_id, start_ts) VALUES {}
+             ON CONFLICT (user_id, session_id) DO UPDATE SET start_ts = EXCLUDED.start_ts
+             WHERE EXCLUDED.start_ts IS NOT NULL
+               AND s.start_ts IS DISTINCT FROM EXCLUDED.start_ts",
+            super::values_list(chunk.len(), &["uuid", "uuid", "timestamptz"])
+        );
+        chunk
+            .iter()
+            .fold(
+                diesel::sql_query(sql).into_boxed::<diesel::pg::Pg>(),
+                |q, &(user, session, start)| {
+                    q.bind::<SqlUuid, _>(user)
+                        .bind::<SqlUuid, _>(session)
+                        .bind::<Nullable<Timestamptz>, _>(start)
+                },
+            )
+            .execute(conn)?;
+    }
+    Ok(())
 }
 
 /// A stored session.
