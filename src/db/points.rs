@@ -133,83 +133,20 @@ where
 /// every stored point's session has a row in `sessions` (ingest creates it first, session
 /// deletion removes it last), and the caller holds the sessions' locks, so no stored key
 /// can equal one of these. `rows` must hold each key once. Every row counts as inserted.
-///
-/// On Citus (`Routing::PerUser`) a batch of at most [`VALUES_ROWS_ON_CITUS`] rows goes as a
-/// multi-row `INSERT ... VALUES` instead: Citus sends each shard its rows over the
-/// connections the transaction already holds, where its `COPY` opens a connection per
-/// shard it writes to.
-pub fn insert_new<'a, I>(
-    conn: &mut PgConnection,
-    rows: I,
-    routing: Routing,
-) -> QueryResult<UpsertCounts>
+pub fn insert_new<'a, I>(conn: &mut PgConnection, rows: I) -> QueryResult<UpsertCounts>
 where
     I: IntoIterator<Item = (i32, &'a PointRow)>,
 {
     let mut counts = UpsertCounts::default();
-    let rows: Vec<&PointRow> = rows
-        .into_iter()
-        .map(|(job, row)| {
-            *counts.inserted.entry(job).or_default() += 1;
-            row
-        })
-        .collect();
-    if rows.is_empty() {
+    let rows = rows.into_iter().inspect(|(job, _)| {
+        *counts.inserted.entry(*job).or_default() += 1;
+    });
+    let data = encode_copy_text(rows, false);
+    if data.is_empty() {
         return Ok(counts);
     }
-    if routing == Routing::PerUser && rows.len() <= VALUES_ROWS_ON_CITUS {
-        insert_values(conn, &rows)?;
-        return Ok(counts);
-    }
-    let data = encode_copy_text(rows.into_iter().map(|r| (0, r)), false);
     copy_raw(conn, points::table, &data)?;
     Ok(counts)
-}
-
-/// The largest batch [`insert_new`] writes as `INSERT ... VALUES` on Citus (8 bound values
-/// a row); larger ones go by `COPY`, whose connection set-up is then a small part.
-pub const VALUES_ROWS_ON_CITUS: usize = 2_000;
-
-/// `INSERT INTO points ... VALUES` of `rows`, in one statement.
-fn insert_values(conn: &mut PgConnection, rows: &[&PointRow]) -> QueryResult<usize> {
-    use diesel::sql_types::{Array, Double, Nullable, Text, Timestamptz, Uuid as SqlUuid};
-    let sql = format!(
-        "INSERT INTO points (user_id, series_id, time, session_id, num, fields, field_values, value) VALUES {}",
-        super::values_list(
-            rows.len(),
-            &[
-                "uuid",
-                "int4",
-                "timestamptz",
-                "uuid",
-                "float8",
-                "text[]",
-                "float8[]",
-                "json"
-            ]
-        )
-    );
-    rows.iter()
-        .fold(
-            diesel::sql_query(sql).into_boxed::<diesel::pg::Pg>(),
-            |q, r| {
-                let (names, values): (Vec<&str>, Vec<f64>) = if r.fields.is_empty() {
-                    (Vec::new(), Vec::new())
-                } else {
-                    r.fields.iter().map(|(n, v)| (n.as_str(), *v)).unzip()
-                };
-                let present = !names.is_empty();
-                q.bind::<SqlUuid, _>(r.user_id)
-                    .bind::<Integer, _>(r.series_id)
-                    .bind::<Timestamptz, _>(r.time)
-                    .bind::<SqlUuid, _>(r.session_id)
-                    .bind::<Nullable<Double>, _>(r.num)
-                    .bind::<Nullable<Array<Text>>, _>(present.then_some(names))
-                    .bind::<Nullable<Array<Double>>, _>(present.then_some(values))
-                    .bind::<Text, _>(r.value.as_str())
-            },
-        )
-        .execute(conn)
 }
 
 /// `COPY table FROM STDIN` (text format, every column) of already encoded rows.

@@ -136,7 +136,7 @@ pub(super) fn batch_transaction(
             n => hour_of(Utc::now()) - TimeDelta::hours(i64::from(n) - 1),
         };
         let partials = Partials::of(latest.values().map(|(_, r)| *r), live_from);
-        let counts = points::insert_new(conn, latest.values().copied(), routing)?;
+        let counts = points::insert_new(conn, latest.values().copied())?;
         partials.append(conn)?;
         counts
     } else {
