@@ -3,7 +3,7 @@
 CARGO ?= cargo
 BIN := ./target/release/seriesd
 
-.PHONY: run build init migrate seed test test-timescaledb test-citus fuzz fmt lint openapi explorer-screenshot api-check bench bench-ingest bench-query bench-hostile bench-engines bench-erase bench-replicas bench-mixed-vs bench-bytes bench-bytes-timescaledb
+.PHONY: run build init migrate seed test test-timescaledb test-citus fuzz fmt lint openapi explorer-screenshot api-check bench bench-ingest bench-query bench-hostile bench-engines bench-erase bench-replicas bench-mixed-vs bench-bytes bench-bytes-timescaledb bench-growth
 
 # `make fuzz`: cases per property, and the most seconds the whole run may take.
 FUZZ_CASES ?= 50000
