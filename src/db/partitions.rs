@@ -199,6 +199,10 @@ pub fn drop_older_than(
             name: String,
         }
         return conn.transaction(|conn| {
+            // Writes kept out until the old chunks are gone (a write still in flight
+            // commits first): every user whose point the drop or the delete takes has
+            // committed it before the users are read, so each one's generation moves.
+            conn.batch_execute("LOCK TABLE points IN SHARE MODE")?;
             super::generations::bump_writers_before(conn, boundary)?;
             // Every stored time lies in the years the API accepts.
             let earliest =
