@@ -62,8 +62,9 @@ if [[ $(admin_psql -c "SELECT count(*) FROM pg_database WHERE datname = '$DENSE_
     DENSE=$(sizes "$PG_URL/$DENSE_DB?sslmode=disable" | tail -n 1)
 fi
 
-python3 - "$ROOT/BENCHMARKS.md" "$SEED" "$DENSE" <<'PY'
-import json, os, re, subprocess, sys, datetime
+PYTHONPATH="$ROOT/benches" python3 - "$ROOT/BENCHMARKS.md" "$SEED" "$DENSE" <<'PY'
+import json, os, subprocess, sys, datetime
+from benchmarks_md import replace_section
 path, seed, dense = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
 sh = lambda c: subprocess.run(c, shell=True, capture_output=True, text=True).stdout.strip()
 commit = sh("git rev-parse --short HEAD")
@@ -98,13 +99,6 @@ out += [
     "Target of issue 7/7: at most 200 B/point in all on the seed's shape.",
     "",
 ]
-text = open(path).read()
-section = "\n".join(out) + "\n"
-pat = re.compile(r"^## Bytes per point\n.*?(?=^## |\Z)", re.S | re.M)
-if pat.search(text):
-    text = pat.sub(lambda _: section, text)
-else:
-    text = text.replace("## Memory under hostile input", section + "\n## Memory under hostile input", 1)
-open(path, "w").write(text)
+replace_section(path, "Bytes per point", "\n".join(out))
 print("\n".join(out), file=sys.stderr)
 PY

@@ -64,8 +64,9 @@ FROM chunk_compression_stats('points') s WHERE s.compression_status = 'Compresse
 SQL
 )
 echo "$STATS" >&2
-python3 - "$ROOT/BENCHMARKS.md" "$STATS" <<'PY'
-import json, re, subprocess, sys, datetime
+PYTHONPATH="$ROOT/benches" python3 - "$ROOT/BENCHMARKS.md" "$STATS" <<'PY'
+import json, subprocess, sys, datetime
+from benchmarks_md import replace_section
 path, s = sys.argv[1], json.loads(sys.argv[2])
 sh = lambda c: subprocess.run(c, shell=True, capture_output=True, text=True).stdout.strip()
 commit = sh("git rev-parse --short HEAD")
@@ -83,13 +84,6 @@ out = [
     "Target of issue 7/7: at most 40 B/point on compressed weeks. The rollup tables are not compressed (their bytes per point are those of the native section above).",
     "",
 ]
-text = open(path).read()
-section = "\n".join(out) + "\n"
-pat = re.compile(r"^## Bytes per point on TimescaleDB, compressed\n.*?(?=^## |\Z)", re.S | re.M)
-if pat.search(text):
-    text = pat.sub(lambda _: section, text)
-else:
-    text = text.replace("## Memory under hostile input", section + "\n## Memory under hostile input", 1)
-open(path, "w").write(text)
+replace_section(path, "Bytes per point on TimescaleDB, compressed", "\n".join(out))
 print("\n".join(out), file=sys.stderr)
 PY
