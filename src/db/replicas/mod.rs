@@ -190,27 +190,12 @@ impl Reads {
         F: FnMut(&mut PgConnection) -> Result<T, ApiError> + Send + 'static,
         T: Send + 'static,
     {
-        self.run_via(need, false, held, f).await
+        self.run_query(need, false, held, f).await
     }
 
     /// As [`Self::run`], but on the primary on a connection of the query pool when
     /// `generic` (the read runs a kept statement: see [`super::prepared::load_alone`]).
     pub async fn run_query<H, F, T>(
-        &self,
-        need: Need,
-        generic: bool,
-        held: H,
-        f: F,
-    ) -> Result<T, ApiError>
-    where
-        H: Send + 'static,
-        F: FnMut(&mut PgConnection) -> Result<T, ApiError> + Send + 'static,
-        T: Send + 'static,
-    {
-        self.run_via(need, generic, held, f).await
-    }
-
-    async fn run_via<H, F, T>(
         &self,
         need: Need,
         generic: bool,
